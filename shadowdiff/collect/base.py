@@ -1,0 +1,77 @@
+"""What every collector is: a name, a sniff score for ``--source auto``, and a reader that turns
+one input into Arrow batches of exchanges plus the rejects it met on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from shadowdiff import schema
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input file, and the side it was given for (``None``: to be decided by normalisation)."""
+
+    path: Path
+    side: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Collector options from the CLI or a pipeline file."""
+
+    log_format: str | None = None  # envoy-text: a user's format string, verbatim
+    request_id_header: str = "x-request-id"
+    batch_lines: int = 500_000
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass
+class Batch:
+    """A piece of one input: exchanges (``schema.EXCHANGES`` columns, plus extra string columns
+    for operators the schema does not name) and rejects (``schema.REJECTS`` rows).
+
+    ``records`` is what the collector read in this piece; it must equal
+    ``exchanges.num_rows + len(rejects)``. Blank lines are not records and are counted apart.
+    """
+
+    exchanges: pa.Table
+    rejects: list[dict[str, object]] = field(default_factory=list)
+    blank: int = 0
+
+    @property
+    def records(self) -> int:
+        return self.exchanges.num_rows + len(self.rejects)
+
+
+class Collector(Protocol):
+    name: str
+
+    def sniff(self, head: bytes) -> float:
+        """How sure (0..1) this collector is that a file starting with ``head`` is its format."""
+        ...
+
+    def read(self, source: Input, options: Options) -> Iterator[Batch]:
+        """Yield batches for one input. Raise ``InputError`` only when the whole file is unusable."""
+        ...
+
+
+def reject(source: Input, line: int | str, reason: str, text: str | bytes) -> dict[str, object]:
+    """One ``rejects`` row for a record of ``source``."""
+    location = f"{source.name}:{line}" if isinstance(line, int) else f"{source.name}{line}"
+    return {
+        "source": source.name,
+        "side": source.side,
+        "location": location,
+        "reason": reason,
+        "excerpt": schema.excerpt(text),
+    }

@@ -1,0 +1,173 @@
+"""Reading line-oriented inputs: transparent decompression (as log rotation leaves files: ``.gz``,
+``.zst``), decoding, line numbers, and the rejects that belong to bytes rather than to a format.
+
+Line collectors get ``Lines`` chunks: Arrow columns of line numbers and text, ready for DuckDB.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shadowdiff.collect.base import Input, reject
+from shadowdiff.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+HEAD_BYTES = 64 * 1024
+
+
+def compression(path_head: bytes) -> str | None:
+    if path_head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if path_head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def open_input(source: Input) -> BinaryIO:
+    """Open ``source`` for reading its (decompressed) bytes. Raises ``InputError`` when the file
+    cannot be opened at all."""
+    try:
+        raw = open(source.path, "rb")  # noqa: SIM115 - handed to the caller
+    except OSError as e:
+        raise InputError(
+            f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
+        ) from e
+    magic = raw.read(4)
+    raw.seek(0)
+    kind = compression(magic)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[no-any-return]
+    return raw
+
+
+def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` decompressed bytes of ``source`` (fewer if the file is shorter)."""
+    with open_input(source) as stream:
+        try:
+            return stream.read(size)
+        except (OSError, EOFError, zlib.error, ValueError) as e:
+            raise InputError(
+                f"{source.name}: the compressed data cannot be read ({e}). "
+                "Is the file complete? Decompress it by hand to check."
+            ) from e
+
+
+@dataclass
+class Lines:
+    """The parsed lines of one input, in file order.
+
+    ``table`` holds a ``line_no`` column (1-based line numbers in the decompressed file), the
+    raw ``line`` where parsing failed (else null), and the columns the caller's SQL produced.
+    Blank lines are counted in ``blank`` and left out; lines DuckDB's reader itself rejected
+    (not UTF-8) are already ``rejects`` rows. ``unterminated`` is the number of the last line when
+    it has no final newline (a write cut short), else ``None``.
+    """
+
+    table: pa.Table
+    rejects: list[dict[str, object]] = field(default_factory=list)
+    blank: int = 0
+    unterminated: int | None = None
+
+
+def _csv_options(kind: str | None) -> str:
+    # One VARCHAR column per line: no quoting, and a delimiter no log line contains, so DuckDB's
+    # parallel reader splits only on newlines.
+    return (
+        "columns={'line': 'VARCHAR'}, delim='\x1f\x1e\x1d', quote='', escape='', "
+        "header=false, auto_detect=false, strict_mode=false, new_line='\\n', "
+        "ignore_errors=true, store_rejects=true, "
+        f"compression='{kind or 'none'}'"
+    )
+
+
+def _last_byte_is_newline(source: Input, kind: str | None) -> bool:
+    if kind is not None:
+        return True  # not cheap to tell for a compressed stream; the parse error still says why
+    with open(source.path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
+
+
+def scan(source: Input, select: str) -> Lines:
+    """Read ``source`` line by line with DuckDB and run ``select`` over it.
+
+    ``select`` is a SELECT statement over the relation ``lines`` (columns ``line`` and
+    ``_blank``) that keeps row order (projections only) and returns ``line``, ``_blank``, a
+    boolean ``_ok`` and a text ``_reason`` for the lines it cannot parse, plus its own columns.
+
+    Raises ``InputError`` when the file as a whole cannot be read.
+    """
+    kind = compression(read_head(source, 8))
+    path = str(source.path).replace("'", "''")
+    query = (
+        "WITH lines AS (SELECT line, line IS NULL OR trim(line) = '' AS _blank "
+        f"FROM read_csv('{path}', {_csv_options(kind)})), parsed AS ({select}) "
+        # Keep the raw text only where it is evidence for a reject: copying every line is slow.
+        "SELECT CASE WHEN _blank OR coalesce(_ok, false) THEN NULL ELSE line END AS line, "
+        "* EXCLUDE (line) FROM parsed"
+    )
+    con = duckdb.connect()
+    try:
+        result = con.sql(query).arrow()
+        table = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        errors = con.sql(
+            "SELECT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
+        ).fetchall()
+    except duckdb.Error as e:
+        raise InputError(
+            f"{source.name}: cannot be read as lines ({str(e).splitlines()[0]}). "
+            "Is it complete, and is it a log file?"
+        ) from e
+    finally:
+        con.close()
+    rejected = sorted({int(row[0]) for row in errors})
+    rejects = [
+        reject(source, int(line), _reader_reason(str(error), str(message)), str(text or ""))
+        for line, error, message, text in errors
+    ]
+    # Rows come in file order; lines the reader rejected are missing. Every other line number
+    # is the next one not rejected.
+    everything = np.arange(1, table.num_rows + len(rejected) + 1, dtype=np.int64)
+    line_no = everything[~np.isin(everything, rejected)] if rejected else everything
+    table = table.add_column(0, "line_no", pa.array(line_no, pa.int64()))
+    blank_mask = pc.fill_null(table.column("_blank"), True)
+    blank = int(pc.sum(blank_mask).as_py() or 0)
+    table = table.filter(pc.invert(blank_mask)).drop_columns(["_blank"])
+    last = int(everything[-1]) if len(everything) else 0
+    unterminated = None if _last_byte_is_newline(source, kind) else last
+    return Lines(table, rejects, blank, unterminated)
+
+
+def _reader_reason(error: str, message: str) -> str:
+    if "ENCODING" in error.upper():
+        return "not UTF-8: the line holds bytes that are not valid UTF-8"
+    first = message.splitlines()[0] if message else error
+    return f"unreadable line ({first})"
+
+
+def is_text(head: bytes) -> bool:
+    """Whether ``head`` looks like text (a log), not a binary file."""
+    if b"\x00" in head[:4096]:
+        return False
+    try:
+        head[:4096].decode("utf-8")
+    except UnicodeDecodeError as e:
+        # A multi-byte character cut at the end of the sample is still text.
+        return e.start >= len(head[:4096]) - 3
+    return True
