@@ -61,7 +61,8 @@ class Collector(Protocol):
         ...
 
     def read(self, source: Input, options: Options) -> Iterator[Batch]:
-        """Yield batches for one input. Raise ``InputError`` only when the whole file is unusable."""
+        """Yield batches for one input; raise ``InputError`` only when the whole file is
+        unusable."""
         ...
 
 

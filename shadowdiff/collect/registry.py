@@ -22,7 +22,7 @@ def _load(ref: str) -> Collector:
     import importlib
 
     module_name, attr = ref.split(":")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def names() -> list[str]:

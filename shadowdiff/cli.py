@@ -1,0 +1,135 @@
+"""The command line: each command parses flags and calls one library function. No logic here."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from shadowdiff import __version__, api
+from shadowdiff.errors import ShadowdiffError
+from shadowdiff.report.summary import summary
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Expected errors become a message and an exit code, never a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ShadowdiffError as e:
+            click.echo(f"shadowdiff: error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="shadowdiff")
+def main() -> None:
+    """Diff mirrored (shadow) HTTP traffic into queryable Parquet tables."""
+
+
+@main.command()
+@click.argument("pipeline", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--primary", multiple=True, help="Primary (current version) inputs: files, dirs, globs."
+)
+@click.option("--mirror", multiple=True, help="Mirror (candidate) inputs.")
+@click.option(
+    "--secondary", multiple=True, help="A second copy of the primary: the noise baseline."
+)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="Mixed inputs; sides from [sides] rules or the -shadow authority suffix.",
+)
+@click.option("--source", default=None, help="Input format: envoy-text, envoy-json, … or auto.")
+@click.option("--log-format", default=None, help="Your Envoy access-log format string, verbatim.")
+@click.option("--rules", type=click.Path(dir_okay=False), help="Rules TOML file.")
+@click.option("--pairing-key", default=None, help="Request header that pairs requests.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
+@_friendly
+def run(
+    pipeline: str | None,
+    primary: tuple[str, ...],
+    mirror: tuple[str, ...],
+    secondary: tuple[str, ...],
+    inputs: tuple[str, ...],
+    source: str | None,
+    log_format: str | None,
+    rules: str | None,
+    pairing_key: str | None,
+    out: str | None,
+    engine: str,
+    quiet: bool,
+) -> None:
+    """Collect, pair and diff a mirroring window; write the tables to --out."""
+    result = api.run(
+        pipeline,
+        primary=primary,
+        mirror=mirror,
+        secondary=secondary,
+        inputs=inputs,
+        source=source,
+        log_format=log_format,
+        rules=rules,
+        pairing_key=pairing_key,
+        out=out,
+    )
+    click.echo(str(result.out) if quiet else summary(result.out))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("statement")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@_friendly
+def sql(run_dir: str, statement: str, fmt: str) -> None:
+    """Query a run directory with DuckDB (tables: exchanges, pairs, diffs, latency, noise,
+    rejects)."""
+    relation = api.sql(Path(run_dir), statement)
+    columns = list(relation.columns)
+    rows = relation.fetchall()
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt == "json":
+        click.echo(
+            json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2)
+        )
+    else:
+        click.echo(_table(columns, rows))
+
+
+def _table(columns: list[str], rows: list[tuple[Any, ...]], width: int = 48) -> str:
+    def cell(value: Any) -> str:
+        text = "NULL" if value is None else str(value)
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)

@@ -1,0 +1,194 @@
+"""Run configuration: one frozen object built from a pipeline/rules TOML file and CLI flags.
+
+Sections (DESIGN.md): ``[inputs]``, ``[pairing]``, ``[sides]``, ``[endpoints]``, ``[redact]``,
+``[output]``; later stages read ``[ignore]``, ``[tolerance]``, ``[check]``, which are kept as given.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shadowdiff.errors import ConfigError
+
+DEFAULT_REDACT_HEADERS = (
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "proxy-authorization",
+    "x-api-key",
+)
+
+SECTIONS = {
+    "inputs": ("primary", "mirror", "secondary", "input", "source", "log_format"),
+    "pairing": ("key",),
+    "sides": ("primary", "mirror", "secondary"),
+    "endpoints": ("templates", "auto"),
+    "redact": ("headers", "body"),
+    "output": ("dir",),
+    "ignore": None,
+    "tolerance": None,
+    "check": None,
+    "report": None,
+    "noise": None,
+}
+
+
+@dataclass(frozen=True)
+class SideRules:
+    """DuckDB boolean expressions over ``exchanges`` columns, one per side (``None``: unused)."""
+
+    primary: str | None = None
+    mirror: str | None = None
+    secondary: str | None = None
+
+    def items(self) -> list[tuple[str, str]]:
+        return [
+            (s, e)
+            for s, e in (
+                ("primary", self.primary),
+                ("mirror", self.mirror),
+                ("secondary", self.secondary),
+            )
+            if e
+        ]
+
+
+@dataclass(frozen=True)
+class Config:
+    primary: tuple[str, ...] = ()
+    mirror: tuple[str, ...] = ()
+    secondary: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # mixed inputs: sides come from rules or the -shadow suffix
+    source: str = "auto"
+    log_format: str | None = None
+    pairing_key: str = "x-request-id"
+    sides: SideRules = field(default_factory=SideRules)
+    endpoint_templates: tuple[str, ...] = ()
+    auto_endpoints: bool = True
+    redact_headers: tuple[str, ...] = DEFAULT_REDACT_HEADERS
+    redact_body: tuple[str, ...] = ()
+    out: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
+    origin: str | None = None  # the TOML file this came from, for messages
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """This config with every non-empty override applied (CLI flags win over the file)."""
+        kept = {k: v for k, v in changes.items() if v not in (None, (), [])}
+        return replace(self, **kept)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "primary": list(self.primary),
+            "mirror": list(self.mirror),
+            "secondary": list(self.secondary),
+            "inputs": list(self.inputs),
+            "source": self.source,
+            "log_format": self.log_format,
+            "pairing_key": self.pairing_key,
+            "sides": dict(self.sides.items()),
+            "endpoint_templates": list(self.endpoint_templates),
+            "auto_endpoints": self.auto_endpoints,
+            "redact_headers": list(self.redact_headers),
+            "redact_body": list(self.redact_body),
+            "out": self.out,
+            "extra": dict(self.extra),
+            "origin": self.origin,
+        }
+
+
+def load(path: str | Path) -> Config:
+    """Read a pipeline or rules TOML file. Relative input paths are taken from the file's folder."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{file}: no such file.") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{file}: cannot be read ({e}).") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML ({e}).") from e
+    return from_mapping(data, origin=str(file), base=file.parent)
+
+
+def from_mapping(
+    data: Mapping[str, Any], origin: str = "<config>", base: Path | None = None
+) -> Config:
+    _check_names(data, origin)
+    inputs = data.get("inputs", {})
+    pairing = data.get("pairing", {})
+    sides = data.get("sides", {})
+    endpoints = data.get("endpoints", {})
+    redact = data.get("redact", {})
+    output = data.get("output", {})
+
+    def paths(key: str) -> tuple[str, ...]:
+        values = _strings(inputs.get(key, []), f"[inputs] {key}", origin)
+        return tuple(str(base / v) if base and not Path(v).is_absolute() else v for v in values)
+
+    out = output.get("dir")
+    if out is not None and base is not None and not Path(out).is_absolute():
+        out = str(base / out)
+    return Config(
+        primary=paths("primary"),
+        mirror=paths("mirror"),
+        secondary=paths("secondary"),
+        inputs=paths("input"),
+        source=str(inputs.get("source", "auto")),
+        log_format=inputs.get("log_format"),
+        pairing_key=str(pairing.get("key", "x-request-id")).lower(),
+        sides=SideRules(**{k: str(v) for k, v in sides.items()}),
+        endpoint_templates=_strings(
+            endpoints.get("templates", []), "[endpoints] templates", origin
+        ),
+        auto_endpoints=bool(endpoints.get("auto", True)),
+        redact_headers=tuple(
+            dict.fromkeys(
+                DEFAULT_REDACT_HEADERS
+                + tuple(
+                    h.lower()
+                    for h in _strings(redact.get("headers", []), "[redact] headers", origin)
+                )
+            )
+        ),
+        redact_body=_strings(redact.get("body", []), "[redact] body", origin),
+        out=out,
+        extra={k: v for k, v in data.items() if SECTIONS.get(k, ()) is None},
+        origin=origin,
+    )
+
+
+def _check_names(data: Mapping[str, Any], origin: str) -> None:
+    for section, value in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{origin}: unknown section [{section}].{_suggest(section, SECTIONS)}"
+            )
+        keys = SECTIONS[section]
+        if keys is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{origin}: [{section}] must be a table of settings.")
+        for key in value:
+            if key not in keys:
+                raise ConfigError(
+                    f"{origin}: unknown setting {key!r} in [{section}].{_suggest(key, keys)} "
+                    f"Known: {', '.join(keys)}."
+                )
+
+
+def _suggest(name: str, known: Sequence[str] | Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{origin}: {where} must be a string or a list of strings.")

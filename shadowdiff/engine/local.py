@@ -1,0 +1,225 @@
+"""The local engine: collect → normalize → pair → diff → store, embedded (DuckDB + pyarrow)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from shadowdiff import __version__, schema, store
+from shadowdiff.collect import registry
+from shadowdiff.collect.base import Input, Options
+from shadowdiff.collect.inputs import expand
+from shadowdiff.config import Config
+from shadowdiff.diff.outcome import finish_pairs
+from shadowdiff.diff.status import status_diffs
+from shadowdiff.errors import ConfigError, ConservationError
+from shadowdiff.latency import latency
+from shadowdiff.normalize import normalize
+from shadowdiff.pair import SideCounts, pair
+
+UNASSIGNED = "unassigned"
+
+
+@dataclass
+class InputReport:
+    path: str
+    side: str | None
+    source: str
+    size: int
+    records: int = 0
+    rejected: int = 0
+    blank: int = 0
+    sha256: str | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run wrote and the figures it measured (the manifest, as a dict)."""
+
+    out: Path
+    manifest: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Progress = Callable[[str], None]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _inputs(config: Config) -> list[Input]:
+    found = [
+        *expand(config.primary, "primary"),
+        *expand(config.mirror, "mirror"),
+        *expand(config.secondary, "secondary"),
+        *expand(config.inputs, None),
+    ]
+    if not found:
+        raise ConfigError(
+            "No input given. Pass --primary and --mirror (or --input with mixed logs), "
+            "or a pipeline file with an [inputs] section."
+        )
+    return found
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.perf_counter() - start, 4)
+
+
+def _collect(
+    inputs: list[Input], config: Config, progress: Progress
+) -> tuple[pa.Table, list[dict[str, object]], list[InputReport]]:
+    options = Options(log_format=config.log_format, request_id_header=config.pairing_key)
+    tables: list[pa.Table] = []
+    rejects: list[dict[str, object]] = []
+    reports: list[InputReport] = []
+    for number, source in enumerate(inputs, 1):
+        collector = (
+            registry.sniff(source) if config.source == "auto" else registry.get(config.source)
+        )
+        report = InputReport(
+            str(source.path), source.side, collector.name, source.path.stat().st_size
+        )
+        for batch in collector.read(source, options):
+            table = schema.conform(batch.exchanges)
+            if source.side is not None:
+                sides = pa.array([source.side] * table.num_rows, pa.string())
+                table = table.set_column(table.schema.get_field_index("side"), "side", sides)
+            tables.append(table)
+            rejects.extend(batch.rejects)
+            report.records += batch.records
+            report.rejected += len(batch.rejects)
+            report.blank += batch.blank
+        reports.append(report)
+        progress(f"read {number}/{len(inputs)} inputs, {sum(r.records for r in reports)} records")
+    if tables:
+        exchanges = pa.concat_tables(tables, promote_options="permissive")
+    else:
+        exchanges = schema.empty(schema.EXCHANGES)
+    return schema.conform(exchanges), rejects, reports
+
+
+def run(config: Config, out: Path, progress: Progress | None = None) -> RunResult:
+    """Run the whole job for ``config`` and write the run directory ``out``."""
+    say = progress or (lambda _message: None)
+    timings: dict[str, float] = {}
+    started = datetime.now(UTC)
+    inputs = _inputs(config)
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        hashes: list[Future[str]] = [hasher.submit(_sha256, i.path) for i in inputs]
+        with _timed(timings, "collect"):
+            collected, rejects, reports = _collect(inputs, config, say)
+        with _timed(timings, "normalize"):
+            normalized = normalize(collected, config)
+            rejects.extend(normalized.rejects)
+        con = duckdb.connect()
+        try:
+            con.register("exchanges_arrow", normalized.exchanges)
+            con.execute("CREATE TEMP VIEW exchanges AS SELECT * FROM exchanges_arrow")
+            with _timed(timings, "pair"):
+                counts = pair(con)
+            with _timed(timings, "diff"):
+                con.execute("CREATE TEMP TABLE diffs AS " + status_diffs(con).sql_query())
+                pairs = _table(finish_pairs(con))
+                diffs = _table(con.sql("SELECT * FROM diffs"))
+                latency_table = _table(latency(con))
+        finally:
+            con.close()
+        with _timed(timings, "hash"):
+            for report, digest in zip(reports, hashes, strict=True):
+                report.sha256 = digest.result()
+    with _timed(timings, "store"):
+        store.begin(out)
+        store.write_table(out, "exchanges", normalized.exchanges)
+        store.write_table(out, "pairs", pairs)
+        store.write_table(out, "diffs", diffs)
+        store.write_table(out, "latency", latency_table)
+        store.write_table(out, "noise", schema.empty(schema.NOISE))
+        store.write_table(out, "rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
+    manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
+    store.finish(out, manifest)
+    return RunResult(out, manifest, timings)
+
+
+def _table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    result = relation.arrow()
+    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+
+
+def _conservation(
+    reports: list[InputReport], counts: dict[str, SideCounts], rejects: list[dict[str, object]]
+) -> dict[str, dict[str, int]]:
+    """Per side: read = paired + orphaned + duplicates + rejected. Raises when it does not hold."""
+    rejected: dict[str, int] = {}
+    for row in rejects:
+        key = str(row["side"]) if row["side"] else UNASSIGNED
+        rejected[key] = rejected.get(key, 0) + 1
+    figures: dict[str, dict[str, int]] = {}
+    for side in (*schema.SIDES, UNASSIGNED):
+        c = counts.get(side, SideCounts(0, 0, 0, 0))
+        figures[side] = {
+            "read": c.records + rejected.get(side, 0),
+            "paired": c.paired,
+            "orphaned": c.orphaned,
+            "duplicates": c.duplicates,
+            "rejected": rejected.get(side, 0),
+        }
+    read_total = sum(r.records for r in reports)
+    accounted = sum(f["read"] for f in figures.values())
+    if read_total != accounted:
+        raise ConservationError(
+            f"records read ({read_total}) != records accounted for ({accounted}): "
+            f"{figures}. This is a bug in shadowdiff; please report it with the inputs."
+        )
+    for side, f in figures.items():
+        if f["read"] != f["paired"] + f["orphaned"] + f["duplicates"] + f["rejected"]:
+            raise ConservationError(f"side {side}: figures do not add up: {f}. This is a bug.")
+    return figures
+
+
+def _manifest(
+    config: Config,
+    started: datetime,
+    reports: list[InputReport],
+    counts: dict[str, SideCounts],
+    rejects: list[dict[str, object]],
+    pairs: pa.Table,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    outcomes = {name: 0 for name in schema.OUTCOMES}
+    for value in pairs.column("outcome").to_pylist():
+        outcomes[value] += 1
+    return {
+        "tool": "shadowdiff",
+        "version": __version__,
+        "schema_version": schema.SCHEMA_VERSION,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "config": config.as_dict(),
+        "inputs": [vars(r) for r in reports],
+        "conservation": _conservation(reports, counts, rejects),
+        "pairs": pairs.num_rows,
+        "outcomes": outcomes,
+        "rejects": len(rejects),
+        "timings_s": timings,
+    }

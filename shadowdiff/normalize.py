@@ -1,0 +1,193 @@
+"""Normalisation: decide each exchange's side, group paths into endpoints, redact secrets.
+
+Everything runs as one DuckDB query over the collected Arrow table. Records whose side cannot be
+told or that carry no request id leave here as ``rejects`` rows, so they are still accounted for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from shadowdiff import schema
+from shadowdiff.config import Config
+from shadowdiff.errors import ConfigError
+
+REDACTED = "[redacted]"
+
+# One path segment that is an identifier rather than part of the route.
+NUMERIC = r"[0-9]+"
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+LONG_HEX = r"[0-9a-fA-F]{16,}"
+TOKEN = r"[A-Za-z0-9_~.=-]{20,}"  # opaque tokens: long, and (checked apart) holding a digit
+ID_SEGMENT = f"{NUMERIC}|{UUID}|{LONG_HEX}"
+SHADOW_AUTHORITY = r"^[^:\[/]*-shadow(:[0-9]+)?$"
+
+
+@dataclass(frozen=True)
+class Normalized:
+    exchanges: pa.Table
+    rejects: list[dict[str, object]]
+
+
+def normalize(exchanges: pa.Table, config: Config) -> Normalized:
+    """Assign ``side`` (flag, then ``[sides]`` rules, else the ``-shadow`` authority suffix),
+    ``endpoint`` and redaction; split off records that cannot be paired."""
+    con = duckdb.connect()
+    try:
+        con.register("collected", exchanges)
+        _check_side_rules(con, config)
+        table = _arrow(con.sql(_query(exchanges.column_names, config)))
+    finally:
+        con.close()
+    bad = table.filter(pa.compute.invert(pa.compute.is_null(table.column("_problem"))))
+    good = table.filter(pa.compute.is_null(table.column("_problem")))
+    rejects = [
+        {
+            "source": (row["location"] or "").rsplit(":", 1)[0],
+            "side": row["side"],
+            "location": row["location"],
+            "reason": row["_problem"],
+            "excerpt": schema.excerpt(
+                " ".join(str(row[k]) for k in ("method", "path", "status") if row[k] is not None)
+            ),
+        }
+        for row in bad.select(
+            ["location", "side", "method", "path", "status", "_problem"]
+        ).to_pylist()
+    ]
+    return Normalized(good.drop_columns(["_problem"]), rejects)
+
+
+def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    result = relation.arrow()
+    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+
+
+def _check_side_rules(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    for side, expression in config.sides.items():
+        try:
+            con.sql(f"SELECT ({expression})::BOOLEAN FROM collected LIMIT 0").fetchall()
+        except duckdb.Error as e:
+            raise ConfigError(
+                f"[sides] {side} = {expression!r} is not a valid DuckDB expression over the "
+                f"exchange columns ({str(e).splitlines()[0]}). Columns: "
+                f"{', '.join(schema.EXCHANGE_COLUMNS)}."
+            ) from e
+
+
+def _side_sql(config: Config) -> tuple[str, str]:
+    """The side expression, and the problem text when no side can be told."""
+    rules = config.sides.items()
+    if rules:
+        flags = [f"coalesce(({expr})::BOOLEAN, false)" for _, expr in rules]
+        count = " + ".join(f"{f}::INT" for f in flags)
+        by_rule = " ".join(
+            f"WHEN {f} AND ({count}) = 1 THEN '{side}'"
+            for (side, _), f in zip(rules, flags, strict=True)
+        )
+        side = f"coalesce(side, CASE {by_rule} END)"
+        names = ", ".join(s for s, _ in rules)
+        none = _quote(f"side unknown: matches none of the [sides] rules ({names})")
+        problem = (
+            f"CASE WHEN ({count}) > 1 THEN 'side unknown: matches several [sides] rules' "
+            f"ELSE {none} END"
+        )
+        return side, problem
+    side = (
+        "coalesce(side, CASE WHEN authority IS NULL THEN NULL "
+        f"WHEN regexp_full_match(authority, '{SHADOW_AUTHORITY}') THEN 'mirror' "
+        "ELSE 'primary' END)"
+    )
+    problem = (
+        "'side unknown: no authority to look for the -shadow suffix; "
+        "give the file with --primary/--mirror or add [sides] rules'"
+    )
+    return side, problem
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _endpoint_sql(config: Config) -> str:
+    bare = "regexp_replace(path, '[?#].*$', '')"
+    if config.auto_endpoints:
+        segment = (
+            f"CASE WHEN regexp_full_match(s, '{ID_SEGMENT}') "
+            f"OR (regexp_full_match(s, '{TOKEN}') AND regexp_matches(s, '[0-9]')) "
+            "THEN '{id}' ELSE s END"
+        )
+        route = (
+            f"array_to_string(list_transform(string_split({bare}, '/'), lambda s: {segment}), '/')"
+        )
+    else:
+        route = bare
+    cases = []
+    for template in config.endpoint_templates:
+        method, pattern, label = _template(template)
+        condition = f"regexp_full_match({bare}, {_quote(pattern)})"
+        if method:
+            condition = f"upper(method) = {_quote(method)} AND {condition}"
+            cases.append(f"WHEN {condition} THEN {_quote(label)}")
+        else:
+            cases.append(
+                f"WHEN {condition} THEN coalesce(upper(method) || ' ', '') || {_quote(label)}"
+            )
+    automatic = f"coalesce(upper(method) || ' ', '') || {route}"
+    if not cases:
+        return f"CASE WHEN path IS NULL THEN NULL ELSE {automatic} END"
+    return f"CASE WHEN path IS NULL THEN NULL {' '.join(cases)} ELSE {automatic} END"
+
+
+_PLACEHOLDER = re.compile(r"\{[^}/]*\}")
+
+
+def _template(template: str) -> tuple[str | None, str, str]:
+    """``"GET /users/{id}"`` → method, an RE2 pattern for the path, and the endpoint label."""
+    parts = template.strip().split(None, 1)
+    if len(parts) == 2 and not parts[0].startswith("/"):
+        method, route = parts[0].upper(), parts[1]
+    else:
+        method, route = None, template.strip()
+    if not route.startswith("/"):
+        raise ConfigError(
+            f"[endpoints] template {template!r}: the path must start with '/', "
+            "e.g. 'GET /users/{id}'."
+        )
+    pieces = _PLACEHOLDER.split(route)
+    pattern = "[^/]+".join(re.escape(p) for p in pieces)
+    label = f"{method} {route}" if method else route
+    return method, pattern, label
+
+
+def _redact_sql(column: str, headers: tuple[str, ...]) -> str:
+    if not headers:
+        return column
+    names = ", ".join(_quote(h.lower()) for h in headers)
+    return (
+        f"list_transform({column}, lambda h: CASE WHEN lower(h.name) IN ({names}) "
+        f"THEN {{'name': h.name, 'value': '{REDACTED}'}} ELSE h END)"
+    )
+
+
+def _query(columns: list[str], config: Config) -> str:
+    side, side_problem = _side_sql(config)
+    key = config.pairing_key
+    replaced = {
+        "side": f"{side} AS side",
+        "endpoint": f"{_endpoint_sql(config)} AS endpoint",
+        "request_headers": f"{_redact_sql('request_headers', config.redact_headers)} "
+        "AS request_headers",
+        "response_headers": f"{_redact_sql('response_headers', config.redact_headers)} "
+        "AS response_headers",
+    }
+    select = ", ".join(replaced.get(c, f'"{c}"') for c in columns)
+    problem = (
+        f"CASE WHEN ({side}) IS NULL THEN {side_problem} "
+        f"WHEN request_id IS NULL OR request_id = '' THEN {_quote(f'no request id ({key})')} END"
+    )
+    return f"SELECT {select}, {problem} AS _problem FROM collected"

@@ -1,0 +1,72 @@
+"""The only Parquet writer. Every table is written to a temporary file and renamed into place,
+and ``manifest.json`` is removed first and written last: a directory with a manifest is a
+complete run, and an interrupted run never leaves a half-written table next to a good one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shadowdiff import schema
+from shadowdiff.errors import InputError
+
+MANIFEST = "manifest.json"
+METADATA_KEY = b"shadowdiff.schema_version"
+
+
+def begin(out: Path) -> None:
+    """Prepare ``out`` for a new run: create it, and mark it incomplete until ``finish``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def write_table(out: Path, name: str, table: pa.Table) -> Path:
+    """Write table ``name`` (one of ``schema.TABLES``) as ``out/name.parquet``, atomically."""
+    table = schema.conform(table, schema.TABLES[name])
+    metadata = dict(table.schema.metadata or {})
+    metadata[METADATA_KEY] = schema.SCHEMA_VERSION.encode()
+    table = table.replace_schema_metadata(metadata)
+    target = out / f"{name}.parquet"
+    _atomic(target, lambda path: pq.write_table(table, path, compression="zstd"))
+    return target
+
+
+def finish(out: Path, manifest: Mapping[str, Any]) -> Path:
+    target = out / MANIFEST
+    text = json.dumps(manifest, indent=2, default=str) + "\n"
+    _atomic(target, lambda path: Path(path).write_text(text, encoding="utf-8"))
+    return target
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = out / MANIFEST
+    if not path.exists():
+        raise InputError(
+            f"{out}: not a shadowdiff run directory (no {MANIFEST}; an interrupted run leaves "
+            "none). Run `shadowdiff run … --out DIR` first."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot be read ({e}).") from e
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a shadowdiff manifest.")
+    return data
+
+
+def _atomic(target: Path, write: Any) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
