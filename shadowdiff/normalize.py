@@ -113,33 +113,49 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# Column names of the intermediate steps of the normalize query (dropped at the end).
+BARE = "_bare"  # the path without query string and fragment
+REPLACED = "_replaced"  # BARE with id segments replaced, plus a trailing '/'
+
+
+def _replaced_sql() -> str:
+    """Numbers, UUIDs and long hex segments replaced by ``{id}`` with two vectorised regex
+    passes (two, because adjacent id segments share a slash)."""
+
+    def replace(text: str) -> str:
+        return f"regexp_replace({text}, '/(?:{ID_SEGMENT})/', '/{{id}}/', 'g')"
+
+    return replace(replace(f"({BARE} || '/')"))
+
+
+def _auto_route_sql() -> str:
+    """The route: REPLACED without its trailing slash. Only paths holding a long token-like
+    segment take the slower per-segment walk that also checks the token holds a digit."""
+    segment = (
+        f"CASE WHEN regexp_full_match(s, '{ID_SEGMENT}') "
+        f"OR (regexp_full_match(s, '{TOKEN}') AND regexp_matches(s, '[0-9]')) "
+        "THEN '{id}' ELSE s END"
+    )
+    walk = f"array_to_string(list_transform(string_split({BARE}, '/'), lambda s: {segment}), '/')"
+    return (
+        f"CASE WHEN regexp_matches({BARE}, '{TOKEN}') THEN {walk} "
+        f"ELSE array_slice({REPLACED}, 1, -2) END"
+    )
+
+
 def _endpoint_sql(config: Config) -> str:
-    bare = "regexp_replace(path, '[?#].*$', '')"
-    if config.auto_endpoints:
-        segment = (
-            f"CASE WHEN regexp_full_match(s, '{ID_SEGMENT}') "
-            f"OR (regexp_full_match(s, '{TOKEN}') AND regexp_matches(s, '[0-9]')) "
-            "THEN '{id}' ELSE s END"
-        )
-        route = (
-            f"array_to_string(list_transform(string_split({bare}, '/'), lambda s: {segment}), '/')"
-        )
-    else:
-        route = bare
+    route = _auto_route_sql() if config.auto_endpoints else BARE
     cases = []
     for template in config.endpoint_templates:
         method, pattern, label = _template(template)
-        condition = f"regexp_full_match({bare}, {_quote(pattern)})"
+        condition = f"regexp_full_match({BARE}, {_quote(pattern)})"
         if method:
             condition = f"upper(method) = {_quote(method)} AND {condition}"
             cases.append(f"WHEN {condition} THEN {_quote(label)}")
         else:
-            cases.append(
-                f"WHEN {condition} THEN coalesce(upper(method) || ' ', '') || {_quote(label)}"
-            )
+            label_sql = f"coalesce(upper(method) || ' ', '') || {_quote(label)}"
+            cases.append(f"WHEN {condition} THEN {label_sql}")
     automatic = f"coalesce(upper(method) || ' ', '') || {route}"
-    if not cases:
-        return f"CASE WHEN path IS NULL THEN NULL ELSE {automatic} END"
     return f"CASE WHEN path IS NULL THEN NULL {' '.join(cases)} ELSE {automatic} END"
 
 
@@ -190,4 +206,9 @@ def _query(columns: list[str], config: Config) -> str:
         f"CASE WHEN ({side}) IS NULL THEN {side_problem} "
         f"WHEN request_id IS NULL OR request_id = '' THEN {_quote(f'no request id ({key})')} END"
     )
-    return f"SELECT {select}, {problem} AS _problem FROM collected"
+    bare = f"split_part(split_part(path, '?', 1), '#', 1) AS {BARE}"
+    replaced = (
+        f"{_replaced_sql()} AS {REPLACED}" if config.auto_endpoints else f"NULL AS {REPLACED}"
+    )
+    steps = f"WITH b AS (SELECT *, {bare} FROM collected), r AS (SELECT *, {replaced} FROM b) "
+    return f"{steps}SELECT {select}, {problem} AS _problem FROM r"

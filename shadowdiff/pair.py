@@ -26,10 +26,10 @@ class SideCounts:
 
 PAIRS_BASE = """
 CREATE OR REPLACE TEMP TABLE duplicate_ids AS
-    SELECT request_id, side, count(*) AS n FROM exchanges GROUP BY ALL HAVING count(*) > 1;
+    SELECT request_id FROM exchanges GROUP BY request_id, side HAVING count(*) > 1;
 CREATE OR REPLACE TEMP TABLE unique_exchanges AS
-    SELECT * FROM exchanges ANTI JOIN (SELECT DISTINCT request_id FROM duplicate_ids) d
-    USING (request_id);
+    SELECT request_id, side, endpoint, method, path, status, duration_ms
+    FROM exchanges ANTI JOIN (SELECT DISTINCT request_id FROM duplicate_ids) d USING (request_id);
 CREATE OR REPLACE TEMP TABLE pairs_base AS
     WITH p AS (SELECT * FROM unique_exchanges WHERE side = 'primary'),
          m AS (SELECT * FROM unique_exchanges WHERE side = 'mirror')
@@ -48,21 +48,16 @@ CREATE OR REPLACE TEMP TABLE pairs_base AS
     FROM p FULL OUTER JOIN m ON p.request_id = m.request_id;
 """
 
-COUNTS = """
-WITH primary_ids AS (SELECT request_id FROM unique_exchanges WHERE side = 'primary'),
-     mirror_ids AS (SELECT request_id FROM unique_exchanges WHERE side = 'mirror'),
-     partnered AS (
-        SELECT u.side, u.request_id,
-               CASE u.side
-                   WHEN 'primary' THEN EXISTS (SELECT 1 FROM mirror_ids m
-                                               WHERE m.request_id = u.request_id)
-                   ELSE EXISTS (SELECT 1 FROM primary_ids p WHERE p.request_id = u.request_id)
-               END AS has_partner
-        FROM unique_exchanges u)
-SELECT side,
-       count(*) FILTER (WHERE has_partner) AS paired,
-       count(*) FILTER (WHERE NOT has_partner) AS orphaned
-FROM partnered GROUP BY side
+PLACED = """
+SELECT 'primary', count(*) FILTER (WHERE orphan IS NULL),
+       count(*) FILTER (WHERE orphan = 'primary_only') FROM pairs_base
+UNION ALL
+SELECT 'mirror', count(*) FILTER (WHERE orphan IS NULL),
+       count(*) FILTER (WHERE orphan = 'mirror_only') FROM pairs_base
+UNION ALL
+SELECT 'secondary', count(p.request_id), count(*) - count(p.request_id)
+FROM (SELECT request_id FROM unique_exchanges WHERE side = 'secondary') s
+     LEFT JOIN (SELECT request_id FROM unique_exchanges WHERE side = 'primary') p USING (request_id)
 """
 
 
@@ -80,7 +75,7 @@ def pair(con: duckdb.DuckDBPyConnection) -> dict[str, SideCounts]:
             "(SELECT DISTINCT request_id FROM duplicate_ids) d USING (request_id) GROUP BY side"
         ).fetchall()
     )
-    placed = {side: (paired, orphaned) for side, paired, orphaned in con.sql(COUNTS).fetchall()}
+    placed = {side: (paired, orphaned) for side, paired, orphaned in con.sql(PLACED).fetchall()}
     counts = {}
     for side in SIDES:
         paired, orphaned = placed.get(side, (0, 0))
