@@ -193,7 +193,7 @@ def _redact_sql(column: str, headers: tuple[str, ...]) -> str:
 def _query(columns: list[str], config: Config) -> str:
     side, side_problem = _side_sql(config)
     key = config.pairing_key
-    replaced = {
+    computed = {
         "side": f"{side} AS side",
         "endpoint": f"{_endpoint_sql(config)} AS endpoint",
         "request_headers": f"{_redact_sql('request_headers', config.redact_headers)} "
@@ -201,14 +201,12 @@ def _query(columns: list[str], config: Config) -> str:
         "response_headers": f"{_redact_sql('response_headers', config.redact_headers)} "
         "AS response_headers",
     }
-    select = ", ".join(replaced.get(c, f'"{c}"') for c in columns)
+    select = ", ".join(computed.get(c, f'"{c}"') for c in columns)
     problem = (
         f"CASE WHEN ({side}) IS NULL THEN {side_problem} "
         f"WHEN request_id IS NULL OR request_id = '' THEN {_quote(f'no request id ({key})')} END"
     )
     bare = f"split_part(split_part(path, '?', 1), '#', 1) AS {BARE}"
-    replaced = (
-        f"{_replaced_sql()} AS {REPLACED}" if config.auto_endpoints else f"NULL AS {REPLACED}"
-    )
+    replaced = f"{_replaced_sql() if config.auto_endpoints else 'NULL'} AS {REPLACED}"
     steps = f"WITH b AS (SELECT *, {bare} FROM collected), r AS (SELECT *, {replaced} FROM b) "
     return f"{steps}SELECT {select}, {problem} AS _problem FROM r"
