@@ -12,8 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_PRIMARY := sample_data/envoy/primary/istio_text.log
+DEMO_MIRROR := sample_data/envoy/mirror/istio_text.log
+
 demo: $(STAMP)
-	$(BIN)/shadowdiff run --input sample_data/envoy --out out/demo
+	$(BIN)/shadowdiff run --primary $(DEMO_PRIMARY) --mirror $(DEMO_MIRROR) --out out/demo
+	$(BIN)/shadowdiff sql out/demo "SELECT endpoint, primary_status, mirror_status, count(*) AS n \
+	    FROM pairs WHERE outcome = 'diverged' GROUP BY ALL ORDER BY n DESC"
+
 
 lint: $(STAMP)
 	$(BIN)/ruff check shadowdiff tests benchmarks sample_data

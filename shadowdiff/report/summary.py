@@ -91,7 +91,7 @@ def _latency(con: Any) -> list[str]:
         SELECT p.endpoint, p.count, p.p50, m.p50, p.p99, m.p99
         FROM latency p JOIN latency m ON p.endpoint IS NOT DISTINCT FROM m.endpoint
         WHERE p.side = 'primary' AND m.side = 'mirror'
-        ORDER BY m.p50 / nullif(p.p50, 0) DESC NULLS LAST LIMIT ?
+        ORDER BY abs(m.p50 - p.p50) DESC NULLS LAST, p.endpoint LIMIT ?
         """,
         params=[TOP_ENDPOINTS],
     ).fetchall()
