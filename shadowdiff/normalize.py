@@ -17,6 +17,7 @@ from shadowdiff.config import Config
 from shadowdiff.errors import ConfigError
 
 REDACTED = "[redacted]"
+_LOCATION_SUFFIX = re.compile(r"(:\d+|#\d+)$")  # file:line, file#document
 
 # One path segment that is an identifier rather than part of the route.
 NUMERIC = r"[0-9]+"
@@ -47,7 +48,7 @@ def normalize(exchanges: pa.Table, config: Config) -> Normalized:
     good = table.filter(pa.compute.is_null(table.column("_problem")))
     rejects = [
         {
-            "source": (row["location"] or "").rsplit(":", 1)[0],
+            "source": _LOCATION_SUFFIX.sub("", row["location"] or ""),
             "side": row["side"],
             "location": row["location"],
             "reason": row["_problem"],

@@ -55,10 +55,12 @@ def open_input(source: Input) -> BinaryIO:
 
 def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
     """The first ``size`` decompressed bytes of ``source`` (fewer if the file is shorter)."""
+    import zstandard
+
     with open_input(source) as stream:
         try:
             return stream.read(size)
-        except (OSError, EOFError, zlib.error, ValueError) as e:
+        except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
             raise InputError(
                 f"{source.name}: the compressed data cannot be read ({e}). "
                 "Is the file complete? Decompress it by hand to check."

@@ -13,6 +13,7 @@ from shadowdiff.errors import ConfigError, InputError
 _BUILTIN = {
     "envoy-text": "shadowdiff.collect.envoy_text:COLLECTOR",
     "envoy-json": "shadowdiff.collect.envoy_json:COLLECTOR",
+    "envoy-tap": "shadowdiff.collect.envoy_tap:COLLECTOR",
 }
 _loaded: dict[str, Collector] = {}
 SNIFF_THRESHOLD = 0.5
