@@ -7,6 +7,7 @@ Sections (DESIGN.md): ``[inputs]``, ``[pairing]``, ``[sides]``, ``[endpoints]``,
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -128,11 +129,11 @@ def from_mapping(
 
     def paths(key: str) -> tuple[str, ...]:
         values = _strings(inputs.get(key, []), f"[inputs] {key}", origin)
-        return tuple(str(base / v) if base and not Path(v).is_absolute() else v for v in values)
+        return tuple(_relative_to(base, v) for v in values)
 
     out = output.get("dir")
-    if out is not None and base is not None and not Path(out).is_absolute():
-        out = str(base / out)
+    if out is not None:
+        out = _relative_to(base, str(out))
     return Config(
         primary=paths("primary"),
         mirror=paths("mirror"),
@@ -160,6 +161,14 @@ def from_mapping(
         extra={k: v for k, v in data.items() if SECTIONS.get(k, ()) is None},
         origin=origin,
     )
+
+
+def _relative_to(base: Path | None, path: str) -> str:
+    """``path`` as given when absolute or globbed from the working directory, else from ``base``
+    (the pipeline file's folder), normalised so messages show ``out/x``, not ``p/../out/x``."""
+    if base is None or Path(path).is_absolute():
+        return path
+    return os.path.normpath(base / path)
 
 
 def _check_names(data: Mapping[str, Any], origin: str) -> None:
