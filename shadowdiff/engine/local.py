@@ -93,10 +93,9 @@ def _collect(
     tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
     reports: list[InputReport] = []
+    name = _source_name(config)
     for number, source in enumerate(inputs, 1):
-        collector = (
-            registry.sniff(source) if config.source == "auto" else registry.get(config.source)
-        )
+        collector = registry.get(name) if name else registry.sniff(source)
         report = InputReport(
             str(source.path), source.side, collector.name, source.path.stat().st_size
         )
@@ -117,6 +116,16 @@ def _collect(
     else:
         exchanges = schema.empty(schema.EXCHANGES)
     return schema.conform(exchanges), rejects, reports
+
+
+def _source_name(config: Config) -> str | None:
+    """The collector to use for every input, or ``None`` to sniff each file. A format string
+    names its collector: sniffing cannot recognise a custom format."""
+    if config.source != "auto":
+        return config.source
+    if config.log_format:
+        return "envoy-json" if config.log_format.lstrip().startswith("{") else "envoy-text"
+    return None
 
 
 def run(config: Config, out: Path, progress: Progress | None = None) -> RunResult:
