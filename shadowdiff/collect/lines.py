@@ -181,12 +181,10 @@ def _reader_reason(error: str, message: str) -> str:
 
 
 def is_text(head: bytes) -> bool:
-    """Whether ``head`` looks like text (a log), not a binary file."""
-    if b"\x00" in head[:4096]:
+    """Whether ``head`` looks like text (a log), not a binary file: no NUL byte, and at most a
+    few bytes that are not UTF-8 (a log line with a stray byte is still a log)."""
+    sample = head[:4096]
+    if b"\x00" in sample:
         return False
-    try:
-        head[:4096].decode("utf-8")
-    except UnicodeDecodeError as e:
-        # A multi-byte character cut at the end of the sample is still text.
-        return e.start >= len(head[:4096]) - 3
-    return True
+    bad = sample.decode("utf-8", errors="replace").count("\ufffd")
+    return bad <= max(2, len(sample) // 100)

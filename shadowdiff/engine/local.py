@@ -17,8 +17,9 @@ import pyarrow as pa
 
 from shadowdiff import __version__, schema, store
 from shadowdiff.collect import registry
-from shadowdiff.collect.base import Input, Options
+from shadowdiff.collect.base import Input, Options, reject
 from shadowdiff.collect.inputs import expand
+from shadowdiff.collect.lines import HEAD_BYTES, read_head
 from shadowdiff.config import Config
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
@@ -95,6 +96,11 @@ def _collect(
     reports: list[InputReport] = []
     name = _source_name(config)
     for number, source in enumerate(inputs, 1):
+        if _is_empty(source):
+            # Log rotation leaves empty files: one reject row, not the end of the run.
+            rejects.append(reject(source, 0, "empty file: nothing to read", b""))
+            reports.append(InputReport(str(source.path), source.side, "-", 0, 1, 1))
+            continue
         collector = registry.get(name) if name else registry.sniff(source)
         report = InputReport(
             str(source.path), source.side, collector.name, source.path.stat().st_size
@@ -116,6 +122,12 @@ def _collect(
     else:
         exchanges = schema.empty(schema.EXCHANGES)
     return schema.conform(exchanges), rejects, reports
+
+
+def _is_empty(source: Input) -> bool:
+    """No bytes, or a small file (perhaps compressed) of nothing but white space."""
+    size = source.path.stat().st_size
+    return size == 0 or (size <= HEAD_BYTES and not read_head(source, HEAD_BYTES).strip())
 
 
 def _source_name(config: Config) -> str | None:
