@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 import shadowdiff
 from shadowdiff.cli import main
-from shadowdiff.testing.lab import ISTIO_JSON_FORMAT  # noqa: F401 - the keys the lab writes
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "envoy"
 
