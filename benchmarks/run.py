@@ -1,0 +1,180 @@
+"""``make bench``: shadowdiff side by side with its baselines, in one run, on this machine.
+
+Every measurement runs in a fresh process (so peak memory is its own) and is repeated; the
+median wall time is reported. Results go to stdout and to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.generate import generate  # noqa: E402
+
+
+def _bare_read_json(primary: str, mirror: str) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    result = con.sql(
+        f"SELECT * FROM read_json(['{primary}', '{mirror}'], format='newline_delimited')"
+    ).arrow()
+    table = result.read_all() if hasattr(result, "read_all") else result
+    assert table.num_rows > 0
+
+
+def _shadowdiff(source: str) -> Callable[[str, str], None]:
+    def measure(primary: str, mirror: str) -> None:
+        import shadowdiff
+
+        out = tempfile.mkdtemp(prefix="bench-out-")
+        try:
+            result = shadowdiff.run(primary=[primary], mirror=[mirror], source=source, out=out)
+            assert result.manifest["pairs"] > 0
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    return measure
+
+
+MEASURES: dict[str, Callable[[str, str], None]] = {
+    "duckdb-read-json": _bare_read_json,
+    "shadowdiff-json": _shadowdiff("envoy-json"),
+    "shadowdiff-text": _shadowdiff("envoy-text"),
+}
+
+
+def _child(name: str, primary: str, mirror: str) -> None:
+    start = time.perf_counter()
+    MEASURES[name](primary, mirror)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+
+
+def _measure(name: str, primary: Path, mirror: Path, repeat: int) -> dict[str, float]:
+    runs = []
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", name, str(primary), str(mirror)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_mb": max(r["peak_mb"] for r in runs),
+    }
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=1_000_000, help="lines per side")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--child", nargs=3, metavar=("NAME", "PRIMARY", "MIRROR"))
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    files = generate(args.data, args.n)
+    n = args.n
+    bare = _measure("duckdb-read-json", files["primary-json"], files["mirror-json"], args.repeat)
+    ours_json = _measure(
+        "shadowdiff-json", files["primary-json"], files["mirror-json"], args.repeat
+    )
+    ours_text = _measure(
+        "shadowdiff-text", files["primary-text"], files["mirror-text"], args.repeat
+    )
+    ratio = ours_json["seconds"] / bare["seconds"]
+    text_rate = n / ours_text["seconds"]
+    rows = [
+        ("DuckDB bare `read_json` of both JSON files (baseline)", bare, ""),
+        (
+            "shadowdiff `run` on the JSON files, end to end to Parquet",
+            ours_json,
+            f"{ratio:.2f}× the bare read (target ≤ 2×)",
+        ),
+        (
+            "shadowdiff `run` on the text files, end to end to Parquet",
+            ours_text,
+            f"{text_rate / 1000:.0f}k lines/s per side (target ≥ 500k)",
+        ),
+    ]
+    table = [
+        "| measurement | wall time (median) | peak memory | result |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {r['seconds']:.2f} s | {r['peak_mb']:.0f} MB | {note} |"
+            for label, r, note in rows
+        ),
+    ]
+    section = "\n".join(
+        [
+            "## Access logs: end to end (issue: the access-log pipeline)",
+            "",
+            f"{n:,} primary + {n:,} mirror lines (Istio keys/format, 5% status differences), "
+            f"generated by `benchmarks/generate.py`; median of {args.repeat} runs, each in a fresh "
+            "process.",
+            "",
+            f"- Machine: {_machine()}",
+            f"- Command: `make bench` (`python benchmarks/run.py -n {n}`), "
+            f"{datetime.now(UTC):%Y-%m-%d}",
+            "",
+            *table,
+            "",
+        ]
+    )
+    print(section)
+    if not args.no_write:
+        _write(section)
+
+
+def _write(section: str) -> None:
+    path = HERE.parent / "BENCHMARKS.md"
+    heading = section.splitlines()[0]
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n\n"
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
