@@ -1,0 +1,392 @@
+"""The diff engine's entry points: one pair (:func:`diff_pair`), a table of pairs
+(:func:`diff_table`, the pipeline's hot path) and redaction (:func:`redact_message`,
+:func:`redact_table`).
+
+``diff_table`` works on columns first: header sets are reduced to one comparable string per side
+(without the headers that are never compared) and bodies are compared as bytes, both in Arrow.
+Pairs with equal bytes and equal header sets leave there; only the others are diffed one by one.
+
+>>> primary = Message(200, (("content-type", "application/json"),), b'{"likes": 1}')
+>>> mirror = Message(200, (("content-type", "application/json"),), b'{"likes": 2}')
+>>> [(d.path, d.kind, d.primary_value, d.mirror_value) for d in diff_pair(primary, mirror).diffs]
+[('$.likes', 'changed', '1', '2')]
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shadowdiff import schema
+from shadowdiff.diff import body, headers
+from shadowdiff.diff.model import REDACTED, Diff, Message, PairResult, Row
+from shadowdiff.diff.rules import DEFAULT, Rules
+
+_SLICE = 4096  # pairs diffed per slice of the table
+
+NOTES = pa.schema([("request_id", pa.string()), ("note", pa.string())])
+
+INPUT_COLUMNS = (
+    "request_id",
+    "endpoint",
+    "primary_response_headers",
+    "mirror_response_headers",
+    "primary_response_body",
+    "mirror_response_body",
+    "primary_truncated",
+    "mirror_truncated",
+)
+
+
+def diff_pair(primary: Message, mirror: Message, rules: Rules = DEFAULT) -> PairResult:
+    """Every header and body difference between a primary and a mirror response (the status is
+    compared over columns, in SQL, by :mod:`shadowdiff.diff.status`)."""
+    result = body.compare(_side(primary), _side(mirror), rules)
+    rows = headers.diff(primary.headers, mirror.headers, rules, result.settled) + result.rows
+    return PairResult(tuple(Diff(*row) for row in rows), _note(result.notes))
+
+
+def diff_table(table: pa.Table, rules: Rules = DEFAULT) -> tuple[pa.Table, pa.Table]:
+    """The ``diffs`` rows (header and body parts) and per-pair notes for a table of pairs.
+
+    ``table`` has the columns of :data:`INPUT_COLUMNS` (headers as ``schema.HEADERS``, bodies as
+    binary with null for "not captured", truncation flags as bool); a missing column is read as
+    nulls. Returns ``(diffs, notes)``: ``diffs`` in ``schema.DIFFS`` shape, ``notes`` with
+    ``request_id, note`` for the pairs that could not be compared in full.
+    """
+    if table.num_rows == 0:
+        return schema.empty(schema.DIFFS), NOTES.empty_table()
+    column = _columns(table)
+    p_body, m_body = column("primary_response_body"), column("mirror_response_body")
+    p_cut = pc.fill_null(column("primary_truncated"), False)
+    m_cut = pc.fill_null(column("mirror_truncated"), False)
+    p = _Digest(column("primary_response_headers"), rules)
+    m = _Digest(column("mirror_response_headers"), rules)
+
+    same_body = _equal(p_body, m_body)
+    same_headers = _equal(p.main, m.main)
+    same_framing = _equal(p.framing, m.framing)
+    one_side_headers = pc.xor(p.missing, m.missing)
+    cut = pc.or_(p_cut, m_cut)
+    # Equal captured bodies settle the framing headers; without bodies they still count.
+    settled = pc.or_(same_framing, p_body.is_valid())
+    quiet = pc.and_(
+        pc.and_(pc.and_(same_body, same_headers), settled),
+        pc.invert(pc.or_(cut, one_side_headers)),
+    )
+    rest_rows = np.flatnonzero(~quiet.to_numpy(zero_copy_only=False))
+    rest = pa.array(rest_rows, pa.int64())
+    picked = pa.table(
+        {
+            "id": column("request_id"),
+            "endpoint": column("endpoint"),
+            "body_a": p_body,
+            "cut_a": p_cut,
+            "type_a": p.content_type,
+            "coding_a": p.content_encoding,
+            "missing_a": p.missing,
+            "body_b": m_body,
+            "cut_b": m_cut,
+            "type_b": m.content_type,
+            "coding_b": m.content_encoding,
+            "missing_b": m.missing,
+            "headers_quiet": pc.and_(same_headers, same_framing),
+            "headers_main": same_headers,
+        }
+    ).take(rest)
+
+    rows: list[tuple[Any, ...]] = []
+    notes: list[tuple[str, str]] = []
+    # Parsed bodies are acyclic and die young: reference counting frees them, while the cyclic
+    # collector would rescan every live object again and again (it doubled the time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for pairs in _slices(picked, rest_rows, p.lists, m.lists):
+            _diff_pairs(pairs, rules, rows, notes)
+    finally:
+        if collecting:
+            gc.enable()
+    columns: list[Sequence[Any]] = [()] * len(schema.DIFFS.names)
+    if rows:
+        columns = list(zip(*rows, strict=True))
+    diffs = pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, schema.DIFFS, strict=True)],
+        schema=schema.DIFFS,
+    )
+    notes_table = pa.table(
+        {"request_id": [i for i, _ in notes], "note": [n for _, n in notes]}, schema=NOTES
+    )
+    return diffs, notes_table
+
+
+@dataclass
+class _Pairs:
+    """The pairs ``diff_table`` compares one by one, as Python lists."""
+
+    ids: list[str]
+    endpoints: list[str]
+    primary: list[tuple[bytes | None, bool, str | None, str | None]]
+    mirror: list[tuple[bytes | None, bool, str | None, str | None]]
+    headers_quiet: list[bool]
+    headers_main: list[bool]
+    missing_primary: list[bool]
+    missing_mirror: list[bool]
+    lists: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def _slices(
+    picked: pa.Table, rows: np.ndarray, lists_a: pa.Array, lists_b: pa.Array
+) -> Iterator[_Pairs]:
+    """``picked`` (the pairs that need per-pair work, at ``rows`` of the input) as Python lists,
+    a slice at a time, so the Python copies of the bodies stay few (and in cache)."""
+    for start in range(0, picked.num_rows, _SLICE):
+        part = picked.slice(start, _SLICE)
+
+        def values(name: str, part: pa.Table = part) -> list[Any]:
+            return part.column(name).to_pylist()
+
+        quiet_headers = values("headers_quiet")
+        # Header lists only for the pairs whose compared headers may differ.
+        wanted = np.flatnonzero(~np.array(quiet_headers, dtype=bool))
+        wanted_rows = pa.array(rows[start + wanted], pa.int64())
+        headers_a = lists_a.take(wanted_rows).to_pylist()
+        headers_b = lists_b.take(wanted_rows).to_pylist()
+        yield _Pairs(
+            ids=values("id"),
+            endpoints=values("endpoint"),
+            primary=list(
+                zip(
+                    values("body_a"),
+                    values("cut_a"),
+                    values("type_a"),
+                    values("coding_a"),
+                    strict=True,
+                )
+            ),
+            mirror=list(
+                zip(
+                    values("body_b"),
+                    values("cut_b"),
+                    values("type_b"),
+                    values("coding_b"),
+                    strict=True,
+                )
+            ),
+            headers_quiet=quiet_headers,
+            headers_main=values("headers_main"),
+            missing_primary=values("missing_a"),
+            missing_mirror=values("missing_b"),
+            lists=dict(zip(wanted.tolist(), zip(headers_a, headers_b, strict=True), strict=True)),
+        )
+
+
+def _diff_pairs(
+    pairs: _Pairs, rules: Rules, out: list[tuple[Any, ...]], notes: list[tuple[str, str]]
+) -> None:
+    """Diff ``pairs`` one by one, appending ``diffs`` rows to ``out`` and notes to ``notes``."""
+    compare = body.compare
+    for k, request_id in enumerate(pairs.ids):
+        try:
+            result = compare(pairs.primary[k], pairs.mirror[k], rules)
+            found = result.notes
+            rows: list[Row] = result.rows
+            if pairs.missing_primary[k] != pairs.missing_mirror[k]:
+                side = "primary" if pairs.missing_primary[k] else "mirror"
+                found = [*found, f"{side} headers not captured; headers not compared"]
+            elif not (pairs.headers_quiet[k] or (pairs.headers_main[k] and result.settled)):
+                lists = pairs.lists[k]
+                rows = headers.diff(_pairs(lists[0]), _pairs(lists[1]), rules, result.settled)
+                rows += result.rows
+        except Exception as e:  # a bug must not cost the rest of the run; the note says so
+            rows, found = [], [f"not diffed: internal error {type(e).__name__}: {e}"]
+        if rows:
+            key = (request_id, pairs.endpoints[k])
+            out.extend(key + row for row in rows)
+        if found:
+            notes.append((request_id, "; ".join(found)))
+
+
+# --- redaction -----------------------------------------------------------------------------
+
+
+def redact_message(message: Message, rules: Rules = DEFAULT) -> Message:
+    """``message`` with secret header values and ``[redact] body`` paths replaced by
+    ``"[redacted]"`` (see :func:`shadowdiff.diff.body.redact`)."""
+    return Message(
+        status=message.status,
+        headers=headers.redact(message.headers, rules),
+        body=body.redact(
+            message.body,
+            message.header("content-type"),
+            message.header("content-encoding"),
+            rules,
+        ),
+        truncated=message.truncated,
+    )
+
+
+def redact_table(
+    table: pa.Table,
+    rules: Rules = DEFAULT,
+    columns: Sequence[tuple[str, str]] = (
+        ("request_headers", "request_body"),
+        ("response_headers", "response_body"),
+    ),
+) -> pa.Table:
+    """``table`` with each ``(headers, body)`` column pair of ``columns`` redacted (pairs whose
+    columns are absent are skipped). Headers are redacted over columns; bodies only when
+    ``[redact] body`` names paths, and only those that may hold one are parsed."""
+    for headers_name, body_name in columns:
+        if headers_name not in table.column_names:
+            continue
+        lists = table.column(headers_name).combine_chunks()
+        if body_name in table.column_names and rules.redact_body:
+            digest = _Digest(lists, rules)
+            bodies = table.column(body_name).combine_chunks().to_pylist()
+            redacted = [
+                body.redact(b, t, c, rules)
+                for b, t, c in zip(
+                    bodies,
+                    digest.content_type.to_pylist(),
+                    digest.content_encoding.to_pylist(),
+                    strict=True,
+                )
+            ]
+            index = table.column_names.index(body_name)
+            table = table.set_column(
+                index, body_name, pa.array(redacted, table.schema.field(body_name).type)
+            )
+        index = table.column_names.index(headers_name)
+        table = table.set_column(index, headers_name, _redact_lists(lists, rules))
+    return table
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _side(message: Message) -> body.Side:
+    return body.Side(
+        message.body,
+        message.truncated,
+        message.header("content-type"),
+        message.header("content-encoding"),
+    )
+
+
+def _note(notes: list[str]) -> str | None:
+    return "; ".join(notes) if notes else None
+
+
+def _pairs(items: list[dict[str, str | None]] | None) -> list[tuple[str, str]]:
+    return [(h["name"] or "", h["value"] or "") for h in items or ()]
+
+
+def _columns(table: pa.Table) -> Any:
+    types = {
+        "request_id": pa.string(),
+        "endpoint": pa.string(),
+        "primary_response_headers": schema.HEADERS,
+        "mirror_response_headers": schema.HEADERS,
+        "primary_response_body": pa.binary(),
+        "mirror_response_body": pa.binary(),
+        "primary_truncated": pa.bool_(),
+        "mirror_truncated": pa.bool_(),
+    }
+
+    def column(name: str) -> pa.Array | pa.ChunkedArray:
+        if name not in table.column_names:
+            return pa.nulls(table.num_rows, types[name])
+        array = table.column(name)
+        if not array.type.equals(types[name]):
+            array = array.cast(types[name])
+        # Bodies stay in their chunks (combining them copies every byte); the header lists are
+        # taken apart over their buffers, which wants one array.
+        return array if name.endswith("_body") else array.combine_chunks()
+
+    return column
+
+
+def _equal(a: pa.Array | pa.ChunkedArray, b: pa.Array | pa.ChunkedArray) -> Any:
+    return pc.fill_null(pc.equal(a, b), pc.and_(a.is_null(), b.is_null()))
+
+
+def _name_mask(names: pa.Array, patterns: Sequence[str] | frozenset[str]) -> pa.Array:
+    """Which lowercase header ``names`` match any of ``patterns`` (names or globs)."""
+    exact = [p for p in patterns if not any(c in p for c in "*?")]
+    mask = pc.is_in(names, value_set=pa.array(exact, pa.string()))
+    for glob in (p for p in patterns if p not in exact):
+        mask = pc.or_(mask, pc.match_substring_regex(names, _glob_regex(glob)))
+    return pc.fill_null(mask, False)
+
+
+def _glob_regex(glob: str) -> str:
+    """An anchored RE2 regex for a ``*``/``?`` glob (Arrow's regexes are RE2)."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+    return "^" + "".join(parts) + "$"
+
+
+class _Digest:
+    """One side's headers reduced over columns: a comparable string of the compared headers
+    (``main``), of the framing headers, and the content type and encoding of each row."""
+
+    def __init__(self, lists: pa.Array, rules: Rules) -> None:
+        n = len(lists)
+        self.lists = lists
+        self.missing = lists.is_null()
+        flat = lists.flatten()
+        parents = pc.list_parent_indices(lists).to_numpy()
+        names = pc.fill_null(pc.utf8_lower(flat.field("name")), "")
+        values = pc.fill_null(flat.field("value"), "")
+        shown = pc.if_else(_name_mask(names, rules.redact_headers), REDACTED, values)
+        entries = pc.binary_join_element_wise(names, shown, "\x00")
+        framing = pc.is_in(names, value_set=pa.array(sorted(headers.FRAMING))).to_numpy(
+            zero_copy_only=False
+        )
+        skipped = framing.copy()
+        if rules.default_headers:
+            skipped |= pc.is_in(
+                names, value_set=pa.array(sorted(headers.ALWAYS_DIFFERENT))
+            ).to_numpy(zero_copy_only=False)
+        self.main = _joined(entries, parents, ~skipped, n)
+        self.framing = _joined(entries, parents, framing, n)
+        self.content_type = _last(names, values, parents, "content-type", n)
+        self.content_encoding = _last(names, values, parents, "content-encoding", n)
+
+
+def _joined(entries: pa.Array, parents: np.ndarray, keep: np.ndarray, n: int) -> pa.Array:
+    kept = entries.filter(pa.array(keep))
+    counts = np.bincount(parents[keep], minlength=n)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), kept), "\x01")
+
+
+def _last(names: pa.Array, values: pa.Array, parents: np.ndarray, name: str, n: int) -> pa.Array:
+    hits = np.flatnonzero(pc.equal(names, name).to_numpy(zero_copy_only=False))
+    where = np.full(n, -1, dtype=np.int64)
+    where[parents[hits]] = hits  # a repeated header: the last one wins, as in Message.header
+    return values.take(pa.array(where, mask=where < 0))
+
+
+def _redact_lists(lists: pa.Array, rules: Rules) -> pa.Array:
+    if len(lists) == 0:
+        return lists
+    flat = lists.flatten()
+    names = flat.field("name")
+    values = pc.if_else(
+        _name_mask(pc.fill_null(pc.utf8_lower(names), ""), rules.redact_headers),
+        REDACTED,
+        flat.field("value"),
+    )
+    items = pa.StructArray.from_arrays([names, values], fields=list(schema.HEADER))
+    offsets = np.concatenate([[0], np.cumsum(lists.value_lengths().fill_null(0).to_numpy())])
+    return pa.ListArray.from_arrays(
+        pa.array(offsets.astype(np.int32)), items, type=lists.type, mask=lists.is_null()
+    )
