@@ -12,9 +12,12 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shadowdiff.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shadowdiff.diff.rules import Rules
 
 DEFAULT_REDACT_HEADERS = (
     "authorization",
@@ -31,8 +34,12 @@ SECTIONS = {
     "endpoints": ("templates", "auto"),
     "redact": ("headers", "body"),
     "output": ("dir",),
+    # Diff rules (shadowdiff.diff.rules checks their contents).
     "ignore": None,
     "tolerance": None,
+    "normalize": None,
+    "order": None,
+    "limits": None,
     "check": None,
     "report": None,
     "noise": None,
@@ -75,6 +82,7 @@ class Config:
     redact_body: tuple[str, ...] = ()
     out: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
+    rules: Rules = field(default_factory=lambda: _rules({}, "<defaults>"))
     origin: str | None = None  # the TOML file this came from, for messages
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -159,8 +167,18 @@ def from_mapping(
         redact_body=_strings(redact.get("body", []), "[redact] body", origin),
         out=out,
         extra={k: v for k, v in data.items() if SECTIONS.get(k, ()) is None},
+        rules=_rules(data, origin),
         origin=origin,
     )
+
+
+RULE_SECTIONS = ("ignore", "normalize", "tolerance", "order", "redact", "limits")
+
+
+def _rules(data: Mapping[str, Any], origin: str) -> Rules:
+    from shadowdiff.diff.rules import Rules  # the rules module reads this one's constants
+
+    return Rules.from_mapping({k: v for k, v in data.items() if k in RULE_SECTIONS}, origin)
 
 
 def _relative_to(base: Path | None, path: str) -> str:

@@ -72,6 +72,7 @@ PAIRS = pa.schema(
         ("body_diverged", pa.bool_()),
         ("n_diffs", pa.int32()),
         ("signature", pa.string()),
+        ("note", pa.string()),  # why a pair could not be compared in full (truncated body, …)
     ]
 )
 

@@ -29,11 +29,12 @@ SELECT b.request_id, b.endpoint, b.method, b.path,
        CASE WHEN b.orphan IS NULL THEN coalesce(d.body_diverged, false) END AS body_diverged,
        CASE WHEN b.orphan IS NULL THEN coalesce(d.n_diffs, 0) END AS n_diffs,
        CASE WHEN len(d.patterns) > 0
-            THEN substr(md5(array_to_string(d.patterns, chr(10))), 1, 16) END AS signature
-FROM pairs_base b LEFT JOIN per_pair d USING (request_id)
+            THEN substr(md5(array_to_string(d.patterns, chr(10))), 1, 16) END AS signature,
+       n.note
+FROM pairs_base b LEFT JOIN per_pair d USING (request_id) LEFT JOIN notes n USING (request_id)
 """
 
 
 def finish_pairs(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-    """``pairs`` rows from ``pairs_base`` and the ``diffs`` table."""
+    """``pairs`` rows from ``pairs_base`` and the ``diffs`` and ``notes`` tables."""
     return con.sql(PAIRS)

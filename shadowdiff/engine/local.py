@@ -21,6 +21,8 @@ from shadowdiff.collect.base import Input, Options, reject
 from shadowdiff.collect.inputs import expand
 from shadowdiff.collect.lines import HEAD_BYTES, read_head
 from shadowdiff.config import Config
+from shadowdiff.diff.engine import redact_table
+from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
 from shadowdiff.errors import ConfigError, ConservationError
@@ -153,14 +155,21 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         with _timed(timings, "normalize"):
             normalized = normalize(collected, config)
             rejects.extend(normalized.rejects)
+            exchanges = normalized.exchanges
+            if config.rules.redact_body:  # before anything is stored
+                exchanges = redact_table(exchanges, config.rules)
         con = duckdb.connect()
         try:
-            con.register("exchanges_arrow", normalized.exchanges)
+            con.register("exchanges_arrow", exchanges)
             con.execute("CREATE TEMP VIEW exchanges AS SELECT * FROM exchanges_arrow")
             with _timed(timings, "pair"):
                 counts = pair(con)
             with _timed(timings, "diff"):
-                con.execute("CREATE TEMP TABLE diffs AS " + status_diffs(con).sql_query())
+                message_diffs(con, config.rules)
+                con.execute(
+                    "CREATE TEMP TABLE diffs AS "
+                    f"{status_diffs(con).sql_query()} UNION ALL SELECT * FROM message_diffs"
+                )
                 pairs = _table(finish_pairs(con))
                 diffs = _table(con.sql("SELECT * FROM diffs"))
                 latency_table = _table(latency(con))
@@ -171,7 +180,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
                 report.sha256 = digest.result()
     with _timed(timings, "store"):
         store.begin(out)
-        store.write_table(out, "exchanges", normalized.exchanges)
+        store.write_table(out, "exchanges", exchanges)
         store.write_table(out, "pairs", pairs)
         store.write_table(out, "diffs", diffs)
         store.write_table(out, "latency", latency_table)

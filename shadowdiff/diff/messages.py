@@ -1,0 +1,46 @@
+"""Header and body differences for every pair, over the DuckDB tables ``pairs_base`` and
+``exchanges``: the pairs' two responses go to the diff engine as columns, and its rows and
+notes come back as the tables ``message_diffs`` and ``notes``."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from shadowdiff import schema
+from shadowdiff.diff.engine import NOTES, diff_table
+from shadowdiff.diff.rules import Rules
+
+CAPTURED = """
+SELECT coalesce(bool_or(response_body IS NOT NULL OR len(response_headers) > 0), false)
+FROM exchanges WHERE side IN ('primary', 'mirror')
+"""
+
+RESPONSES = """
+SELECT b.request_id, b.endpoint,
+       p.response_headers AS primary_response_headers,
+       m.response_headers AS mirror_response_headers,
+       p.response_body AS primary_response_body,
+       m.response_body AS mirror_response_body,
+       coalesce(p.response_body_truncated, p.body_truncated) AS primary_truncated,
+       coalesce(m.response_body_truncated, m.body_truncated) AS mirror_truncated
+FROM pairs_base b
+JOIN exchanges p ON p.request_id = b.request_id AND p.side = 'primary'
+JOIN exchanges m ON m.request_id = b.request_id AND m.side = 'mirror'
+WHERE b.orphan IS NULL
+"""
+
+
+def message_diffs(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
+    """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note)."""
+    captured = con.sql(CAPTURED).fetchall()[0][0]
+    if captured:
+        result = con.sql(RESPONSES).arrow()
+        responses = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        diffs, notes = diff_table(responses, rules)
+    else:  # access logs: no headers or bodies to compare
+        diffs, notes = schema.empty(schema.DIFFS), NOTES.empty_table()
+    con.register("message_diffs_arrow", diffs)
+    con.register("notes_arrow", notes)
+    con.execute("CREATE OR REPLACE TEMP TABLE message_diffs AS SELECT * FROM message_diffs_arrow")
+    con.execute("CREATE OR REPLACE TEMP TABLE notes AS SELECT * FROM notes_arrow")
