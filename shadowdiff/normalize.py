@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shadowdiff import schema
 from shadowdiff.config import Config
 from shadowdiff.errors import ConfigError
 
 REDACTED = "[redacted]"
+HEADER_COLUMNS = ("request_headers", "response_headers")
 _LOCATION_SUFFIX = re.compile(r"(:\d+|#\d+)$")  # file:line, file#document
 
 # One path segment that is an identifier rather than part of the route.
@@ -36,31 +38,44 @@ class Normalized:
 
 def normalize(exchanges: pa.Table, config: Config) -> Normalized:
     """Assign ``side`` (flag, then ``[sides]`` rules, else the ``-shadow`` authority suffix),
-    ``endpoint`` and redaction; split off records that cannot be paired."""
+    ``endpoint`` and redaction; split off records that cannot be paired.
+
+    DuckDB computes only the new columns (it reads just the columns they need); they replace
+    the old ones in the Arrow table, so the other columns are never copied.
+    """
+    redacted = [c for c in HEADER_COLUMNS if exchanges.column(c).null_count < exchanges.num_rows]
     con = duckdb.connect()
     try:
         con.register("collected", exchanges)
         _check_side_rules(con, config)
-        table = _arrow(con.sql(_query(exchanges.column_names, config)))
+        computed = _arrow(con.sql(_query(config, redacted)))
     finally:
         con.close()
-    bad = table.filter(pa.compute.invert(pa.compute.is_null(table.column("_problem"))))
-    good = table.filter(pa.compute.is_null(table.column("_problem")))
+    table = exchanges
+    for name in ("side", "endpoint", *redacted):
+        table = table.set_column(table.schema.get_field_index(name), name, computed.column(name))
+    problem = computed.column("_problem")
+    if problem.null_count == len(problem):
+        return Normalized(table, [])
+    bad = table.filter(pc.is_valid(problem))
+    reasons = problem.filter(pc.is_valid(problem)).to_pylist()
     rejects = [
         {
             "source": _LOCATION_SUFFIX.sub("", row["location"] or ""),
             "side": row["side"],
             "location": row["location"],
-            "reason": row["_problem"],
+            "reason": reason,
             "excerpt": schema.excerpt(
                 " ".join(str(row[k]) for k in ("method", "path", "status") if row[k] is not None)
             ),
         }
-        for row in bad.select(
-            ["location", "side", "method", "path", "status", "_problem"]
-        ).to_pylist()
+        for row, reason in zip(
+            bad.select(["location", "side", "method", "path", "status"]).to_pylist(),
+            reasons,
+            strict=True,
+        )
     ]
-    return Normalized(good.drop_columns(["_problem"]), rejects)
+    return Normalized(table.filter(pc.is_null(problem)), rejects)
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
@@ -191,18 +206,13 @@ def _redact_sql(column: str, headers: tuple[str, ...]) -> str:
     )
 
 
-def _query(columns: list[str], config: Config) -> str:
+def _query(config: Config, redacted: list[str]) -> str:
+    """The new columns: side, endpoint, the redacted header columns, and ``_problem`` (why a
+    record cannot be paired, else null)."""
     side, side_problem = _side_sql(config)
     key = config.pairing_key
-    computed = {
-        "side": f"{side} AS side",
-        "endpoint": f"{_endpoint_sql(config)} AS endpoint",
-        "request_headers": f"{_redact_sql('request_headers', config.redact_headers)} "
-        "AS request_headers",
-        "response_headers": f"{_redact_sql('response_headers', config.redact_headers)} "
-        "AS response_headers",
-    }
-    select = ", ".join(computed.get(c, f'"{c}"') for c in columns)
+    columns = [f"{side} AS side", f"{_endpoint_sql(config)} AS endpoint"]
+    columns += [f"{_redact_sql(c, config.redact_headers)} AS {c}" for c in redacted]
     problem = (
         f"CASE WHEN ({side}) IS NULL THEN {side_problem} "
         f"WHEN request_id IS NULL OR request_id = '' THEN {_quote(f'no request id ({key})')} END"
@@ -210,4 +220,4 @@ def _query(columns: list[str], config: Config) -> str:
     bare = f"split_part(split_part(path, '?', 1), '#', 1) AS {BARE}"
     replaced = f"{_replaced_sql() if config.auto_endpoints else 'NULL'} AS {REPLACED}"
     steps = f"WITH b AS (SELECT *, {bare} FROM collected), r AS (SELECT *, {replaced} FROM b) "
-    return f"{steps}SELECT {select}, {problem} AS _problem FROM r"
+    return f"{steps}SELECT {', '.join(columns)}, {problem} AS _problem FROM r"

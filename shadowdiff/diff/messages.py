@@ -9,10 +9,14 @@ import pyarrow as pa
 
 from shadowdiff import schema
 from shadowdiff.diff.engine import NOTES, diff_table
+from shadowdiff.diff.headers import ALWAYS_DIFFERENT
 from shadowdiff.diff.rules import Rules
 
+# Whether there is anything to compare: a body, or a header the engine would look at (access
+# logs often hold only x-envoy-upstream-service-time, which is never compared).
 CAPTURED = """
-SELECT coalesce(bool_or(response_body IS NOT NULL OR len(response_headers) > 0), false)
+SELECT coalesce(bool_or(response_body IS NOT NULL OR len(list_filter(
+    response_headers, lambda h: lower(h.name) NOT IN ({skipped}))) > 0), false)
 FROM exchanges WHERE side IN ('primary', 'mirror')
 """
 
@@ -33,7 +37,9 @@ WHERE b.orphan IS NULL
 
 def message_diffs(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note)."""
-    captured = con.sql(CAPTURED).fetchall()[0][0]
+    skipped = sorted(ALWAYS_DIFFERENT) if rules.default_headers else []
+    names = ", ".join("'" + n.replace("'", "''") + "'" for n in skipped) or "''"
+    captured = con.sql(CAPTURED.format(skipped=names)).fetchall()[0][0]
     if captured:
         result = con.sql(RESPONSES).arrow()
         responses = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
