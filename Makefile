@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench sample-data clean
+.PHONY: demo test lint typecheck unit bench sample-data clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+# Debian's Chromium, for the report's browser test (tests/integration/test_report_browser.py).
+system-deps:
+	command -v chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: system-deps lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

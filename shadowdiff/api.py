@@ -10,8 +10,10 @@ from typing import Any
 
 import duckdb
 
+from shadowdiff import check as check_module
 from shadowdiff import config as config_module
-from shadowdiff import query
+from shadowdiff import query, store
+from shadowdiff import report as report_module
 from shadowdiff.engine.local import Progress, RunResult
 from shadowdiff.engine.local import run as run_locally
 from shadowdiff.errors import ConfigError
@@ -88,3 +90,70 @@ def sql(run_dir: str | Path, statement: str) -> duckdb.DuckDBPyRelation:
         return con.sql(statement)
     except duckdb.Error as e:
         raise ConfigError(f"The query failed: {str(e).splitlines()[0]}") from e
+
+
+def report(
+    run_dir: str | Path,
+    *,
+    html: str | Path | None = None,
+    markdown: str | Path | None = None,
+    json: str | Path | None = None,
+    baseline: str | Path | None = None,
+) -> report_module.Written:
+    """Write the HTML, Markdown and JSON reports of a run (by default ``report.html``,
+    ``report.md`` and ``report.json`` in ``run_dir``), compared with ``baseline`` if given.
+
+    >>> shadowdiff.api.report("out/run2", baseline="out/run1").html
+    PosixPath('out/run2/report.html')
+    """
+    return report_module.write(
+        run_dir, html_path=html, markdown_path=markdown, json_path=json, baseline=baseline
+    )
+
+
+def check(
+    run_dir: str | Path,
+    *,
+    config: str | Path | None = None,
+    max_divergence_rate: float | None = None,
+    max_endpoint_divergence_rate: Sequence[str] = (),
+    max_latency_ratio: Sequence[str] = (),
+    max_orphan_rate: float | None = None,
+    max_reject_rate: float | None = None,
+    junit: str | Path | None = None,
+) -> check_module.CheckResult:
+    """Check a run against thresholds; ``result.exit_code`` is 0 (within) or 1 (crossed).
+
+    Thresholds: the ``[check]`` section of ``config`` (a pipeline or rules file) or, without
+    one, the ``[check]`` the run was made with (its manifest); each flag overrides its key.
+    ``max_endpoint_divergence_rate`` items read ``ENDPOINT=RATE``, ``max_latency_ratio`` items
+    ``pNN=RATIO``. Writes JUnit XML to ``junit`` when given.
+
+    >>> shadowdiff.api.check("out/run1", max_latency_ratio=["p99=1.5"]).violations
+    """
+    directory = Path(run_dir)
+    manifest = store.read_manifest(directory)
+    if config is not None:
+        loaded = config_module.load(config)
+        section, origin = loaded.extra.get("check", {}), str(config)
+    else:
+        recorded = manifest.get("config", {}).get("extra", {})
+        section, origin = recorded.get("check", {}), f"{directory}/manifest.json"
+    limits = check_module.thresholds(section, origin).overridden_by(
+        check_module.thresholds_from_flags(
+            max_divergence_rate=max_divergence_rate,
+            max_endpoint_divergence_rate=max_endpoint_divergence_rate,
+            max_latency_ratio=max_latency_ratio,
+            max_orphan_rate=max_orphan_rate,
+            max_reject_rate=max_reject_rate,
+        )
+    )
+    if limits.empty:
+        raise ConfigError(
+            "No thresholds to check. Pass some (--max-divergence-rate 0.01, "
+            "--max-latency-ratio p99=1.5, …) or a file with a [check] section (--config FILE)."
+        )
+    result = check_module.check(directory, limits)
+    if junit is not None:
+        check_module.write_junit(result, junit)
+    return result

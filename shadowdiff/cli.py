@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from shadowdiff import __version__, api
+from shadowdiff import __version__, api, progress
 from shadowdiff.errors import ShadowdiffError
 from shadowdiff.report.summary import summary
 
@@ -77,18 +77,20 @@ def run(
     quiet: bool,
 ) -> None:
     """Collect, pair and diff a mirroring window; write the tables to --out."""
-    result = api.run(
-        pipeline,
-        primary=primary,
-        mirror=mirror,
-        secondary=secondary,
-        inputs=inputs,
-        source=source,
-        log_format=log_format,
-        rules=rules,
-        pairing_key=pairing_key,
-        out=out,
-    )
+    with progress.terminal() as say:
+        result = api.run(
+            pipeline,
+            primary=primary,
+            mirror=mirror,
+            secondary=secondary,
+            inputs=inputs,
+            source=source,
+            log_format=log_format,
+            rules=rules,
+            pairing_key=pairing_key,
+            out=out,
+            progress=say,
+        )
     click.echo(str(result.out) if quiet else summary(result.out))
 
 
@@ -119,6 +121,86 @@ def sql(run_dir: str, statement: str, fmt: str) -> None:
         )
     else:
         click.echo(_table(columns, rows))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--html", type=click.Path(dir_okay=False), help="HTML file [DIR/report.html].")
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Markdown file [DIR/report.md].")
+@click.option(
+    "--json", "json_file", type=click.Path(dir_okay=False), help="JSON [DIR/report.json]."
+)
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False),
+    help="An earlier run directory to compare with: new and gone patterns, rate and latency moves.",
+)
+@_friendly
+def report(
+    run_dir: str,
+    html: str | None,
+    markdown: str | None,
+    json_file: str | None,
+    baseline: str | None,
+) -> None:
+    """Write the HTML, Markdown and JSON reports of a run directory."""
+    written = api.report(run_dir, html=html, markdown=markdown, json=json_file, baseline=baseline)
+    click.echo("\n".join(str(path) for path in written.paths()))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Pipeline or rules TOML whose [check] section holds the thresholds "
+    "[default: the [check] the run was made with].",
+)
+@click.option(
+    "--max-divergence-rate",
+    type=float,
+    help="Most diverged / paired requests over the whole run, e.g. 0.01.",
+)
+@click.option(
+    "--max-endpoint-divergence-rate",
+    multiple=True,
+    metavar="ENDPOINT=RATE",
+    help="Per endpoint ('GET /api/x=0.05'; '*=0.1' for every endpoint). Repeatable.",
+)
+@click.option(
+    "--max-latency-ratio",
+    multiple=True,
+    metavar="pNN=RATIO",
+    help="Most mirror/primary latency per endpoint, e.g. p99=1.5; violated when the 95% CI "
+    "lower bound is above it. Repeatable (p50, p90, p99).",
+)
+@click.option("--max-orphan-rate", type=float, help="Most orphaned / all request ids.")
+@click.option("--max-reject-rate", type=float, help="Most rejected / read records.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write the verdicts as JUnit XML.")
+@_friendly
+def check(
+    run_dir: str,
+    config: str | None,
+    max_divergence_rate: float | None,
+    max_endpoint_divergence_rate: tuple[str, ...],
+    max_latency_ratio: tuple[str, ...],
+    max_orphan_rate: float | None,
+    max_reject_rate: float | None,
+    junit: str | None,
+) -> None:
+    """Check a run against thresholds: exit 0 within, 1 crossed (one line per violation)."""
+    result = api.check(
+        run_dir,
+        config=config,
+        max_divergence_rate=max_divergence_rate,
+        max_endpoint_divergence_rate=max_endpoint_divergence_rate,
+        max_latency_ratio=max_latency_ratio,
+        max_orphan_rate=max_orphan_rate,
+        max_reject_rate=max_reject_rate,
+        junit=junit,
+    )
+    click.echo("\n".join(result.lines()))
+    sys.exit(result.exit_code)
 
 
 def _table(columns: list[str], rows: list[tuple[Any, ...]], width: int = 48) -> str:
