@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,44 @@ def run(
     )
     target = Path(out or config.out or default_out())
     return run_locally(config, target, progress)
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """A whole scheduled job: the run, its report (unless ``[report] enabled = false``) and its
+    check (when the file has a ``[check]`` section). ``exit_code`` is the check's."""
+
+    run: RunResult
+    report: report_module.Written | None
+    check: check_module.CheckResult | None
+
+    @property
+    def exit_code(self) -> int:
+        return self.check.exit_code if self.check else 0
+
+
+def run_pipeline(pipeline: str | Path, **overrides: Any) -> PipelineResult:
+    """``shadowdiff run PIPELINE.toml``: collect → diff → store → report → check.
+
+    ``overrides`` are :func:`run`'s keyword arguments (CLI flags win over the file).
+    """
+    result = run(pipeline, **overrides)
+    config = result.config
+    section = config.extra.get("report", {})
+    unknown = set(section) - {"enabled", "baseline"}
+    if unknown:
+        raise ConfigError(
+            f"{pipeline}: unknown setting {sorted(unknown)[0]!r} in [report]. "
+            "Known: enabled, baseline."
+        )
+    written = None
+    if section.get("enabled", True):
+        baseline = section.get("baseline")
+        if baseline is not None:
+            baseline = config_module.relative_to(Path(pipeline).parent, str(baseline))
+        written = report(result.out, baseline=baseline)
+    checked = check(result.out, config=pipeline) if "check" in config.extra else None
+    return PipelineResult(result, written, checked)
 
 
 def default_out() -> str:

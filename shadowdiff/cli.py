@@ -76,10 +76,13 @@ def run(
     engine: str,
     quiet: bool,
 ) -> None:
-    """Collect, pair and diff a mirroring window; write the tables to --out."""
+    """Collect, pair and diff a mirroring window; write the tables to --out.
+
+    With a PIPELINE file, also write its report and run its [check]: the exit code is the
+    check's (0 within the thresholds, 1 crossed).
+    """
     with progress.terminal() as say:
-        result = api.run(
-            pipeline,
+        options: dict[str, Any] = dict(
             primary=primary,
             mirror=mirror,
             secondary=secondary,
@@ -91,7 +94,19 @@ def run(
             out=out,
             progress=say,
         )
-    click.echo(str(result.out) if quiet else summary(result.out))
+        if pipeline is None:
+            result = api.run(None, **options)
+            click.echo(str(result.out) if quiet else summary(result.out))
+            return
+        job = api.run_pipeline(pipeline, **options)
+    click.echo(str(job.run.out) if quiet else summary(job.run.out))
+    if job.report is not None:
+        click.echo(
+            f"\nReport: {job.report.html} (also {job.report.markdown.name}, {job.report.json.name})"
+        )
+    if job.check is not None:
+        click.echo("\n" + "\n".join(job.check.lines()))
+        sys.exit(job.check.exit_code)
 
 
 @main.command()

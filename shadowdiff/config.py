@@ -137,11 +137,11 @@ def from_mapping(
 
     def paths(key: str) -> tuple[str, ...]:
         values = _strings(inputs.get(key, []), f"[inputs] {key}", origin)
-        return tuple(_relative_to(base, v) for v in values)
+        return tuple(relative_to(base, v) for v in values)
 
     out = output.get("dir")
     if out is not None:
-        out = _relative_to(base, str(out))
+        out = relative_to(base, str(out))
     return Config(
         primary=paths("primary"),
         mirror=paths("mirror"),
@@ -181,7 +181,7 @@ def _rules(data: Mapping[str, Any], origin: str) -> Rules:
     return Rules.from_mapping({k: v for k, v in data.items() if k in RULE_SECTIONS}, origin)
 
 
-def _relative_to(base: Path | None, path: str) -> str:
+def relative_to(base: Path | None, path: str) -> str:
     """``path`` as given when absolute or globbed from the working directory, else from ``base``
     (the pipeline file's folder), normalised so messages show ``out/x``, not ``p/../out/x``."""
     if base is None or Path(path).is_absolute():

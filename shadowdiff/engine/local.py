@@ -51,6 +51,7 @@ class RunResult:
 
     out: Path
     manifest: dict[str, Any]
+    config: Config
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -188,7 +189,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         store.write_table(out, "rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
     manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
     store.finish(out, manifest)
-    return RunResult(out, manifest, timings)
+    return RunResult(out, manifest, config, timings)
 
 
 def _table(relation: duckdb.DuckDBPyRelation) -> pa.Table:

@@ -8,6 +8,7 @@ from typing import Any
 from shadowdiff import query, store
 
 TOP_ENDPOINTS = 8
+TOP_PATTERNS = 12
 
 
 def summary(run_dir: Path) -> str:
@@ -19,6 +20,7 @@ def summary(run_dir: Path) -> str:
         lines += _conservation(manifest)
         lines += _outcomes(manifest)
         lines += _endpoints(con)
+        lines += _patterns(con)
         lines += _latency(con)
         lines += _rejects(con, manifest)
         lines += [
@@ -81,6 +83,26 @@ def _endpoints(con: Any) -> list[str]:
         rate = f"{diverged / paired:.1%}" if paired else "-"
         out.append(
             f"{_cut(endpoint or '(no path)', 43):<44}{paired:>8}{diverged:>10}{rate:>8}{status:>8}"
+        )
+    return out
+
+
+def _patterns(con: Any) -> list[str]:
+    rows = con.sql(
+        """
+        SELECT endpoint, part, pattern, kind, count(*) AS n, bool_and(noise) AS noise
+        FROM diffs GROUP BY ALL ORDER BY noise, n DESC, endpoint, pattern LIMIT ?
+        """,
+        params=[TOP_PATTERNS],
+    ).fetchall()
+    if not rows:
+        return []
+    out = ["", f"{'top differences':<34}{'part':<8}{'pattern':<22}{'kind':<14}{'pairs':>7}"]
+    for endpoint, part, pattern, kind, n, noise in rows:
+        flag = " (noise)" if noise else ""
+        out.append(
+            f"{_cut(endpoint or '(no path)', 33):<34}{part:<8}{_cut(pattern, 21):<22}"
+            f"{kind:<14}{n:>7}{flag}"
         )
     return out
 
