@@ -35,8 +35,11 @@ system-deps:
 
 test: system-deps lint typecheck unit
 
+# Each benchmark measures shadowdiff beside its baseline in one run and rewrites its own
+# section of BENCHMARKS.md. Run them on a quiet machine.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/body_diff.py
 
 sample-data: $(STAMP)
 	$(BIN)/python sample_data/generate.py

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.record import write_section  # noqa: E402
 from shadowdiff import schema  # noqa: E402
 from shadowdiff.diff.engine import diff_table  # noqa: E402
 from shadowdiff.diff.rules import Rules  # noqa: E402
@@ -235,6 +236,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=5_000, help="pairs given to DeepDiff")
     parser.add_argument("--repeat", type=int, default=3, help="shadowdiff runs (median shown)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = parser.parse_args()
     pa.set_cpu_count(1)  # one core: the figure is per core
     pa.set_io_thread_count(1)
@@ -256,8 +258,7 @@ def main() -> None:
     met = ratio_cpu >= 25 and rate >= 50_000
     command = "python benchmarks/body_diff.py" + "".join(f" {a}" for a in sys.argv[1:])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(
-        f"""## Body diff: `diff_table` vs pandas + DeepDiff
+    section = f"""## Body diff: `diff_table` vs pandas + DeepDiff
 
 - Machine: {machine()}; load average {load:.1f} at the end of the run (other work shares \
 the cores: CPU time is the steadier figure).
@@ -294,7 +295,9 @@ to all {n:,}; its `pandas.merge` ({base["merge_s"]:.2f} s) ran on all of them.
 {base["with_diffs"]:,} of its {base["sample"]:,} sampled pairs (it has no rules: timestamps \
 count).
 """
-    )
+    print(section)
+    if not args.no_write:
+        write_section(section)
     if ours["diverged_pairs"] != planted:
         sys.exit(f"shadowdiff found {ours['diverged_pairs']} diverged pairs, planted {planted}")
 

@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.generate import generate  # noqa: E402
+from benchmarks.record import write_section  # noqa: E402
 
 
 def _bare_read_json(primary: str, mirror: str) -> None:
@@ -160,20 +161,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        _write(section)
-
-
-def _write(section: str) -> None:
-    path = HERE.parent / "BENCHMARKS.md"
-    heading = section.splitlines()[0]
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n\n"
-    if heading in text:
-        start = text.index(heading)
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+        write_section(section)
 
 
 if __name__ == "__main__":

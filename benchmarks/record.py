@@ -1,0 +1,25 @@
+"""BENCHMARKS.md: each benchmark owns one ``## `` section, replaced in place on every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PATH = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+PREAMBLE = (
+    "# Benchmarks\n\n"
+    "Written by `make bench`: every figure below was measured in the run that wrote its section, "
+    "side by side with its baseline, on the machine named there.\n"
+)
+
+
+def write_section(section: str) -> None:
+    """Replace the section with the same ``## `` heading, or append it."""
+    heading = section.splitlines()[0]
+    text = PATH.read_text() if PATH.exists() else PREAMBLE
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section.rstrip("\n") + "\n" + (text[end:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    PATH.write_text(text)
