@@ -581,59 +581,58 @@ def typed_select(layout: Layout, relation: str, carry: Sequence[str] = ()) -> st
     ``Layout.raw_name``) giving ``CORE_COLUMNS``, the extra columns, ``_reason`` (why a value
     is bad, else NULL), ``_empty`` (no key of the layout set: ``null`` or ``{}``) and ``carry``.
 
-    Both paths run this same SQL, so they cannot disagree on a value. The stages keep each
-    expensive step (a parse, a string search) to one evaluation per row."""
+    Both paths run this same SQL, so they cannot disagree on a value."""
     targets = _targets(layout)
-    time_format = next((f.time_format for f in layout.fields if f.time_format), None)
+    extras = [(layout.raw_name(i), f.target) for i, f in enumerate(layout.fields) if f.extra]
+    outputs = [*_core_outputs(), *(f"x{i} AS {_ident(name)}" for i, (_, name) in enumerate(extras))]
+    outputs += [f"{_reason(targets)} AS _reason", "_empty", *carry]
+    # Nested subqueries, not a WITH: DuckDB may materialise a CTE.
+    query = relation
+    for stage in _stages(layout, targets, [column for column, _ in extras]):
+        query = f"(SELECT *, {', '.join(stage)} FROM {query})"
+    return f"SELECT {', '.join(outputs)} FROM {query}"
+
+
+_NUMBERS = tuple(n for n in NUMERIC if n != "address_port")  # numbers read from a key
+
+
+def _stages(layout: Layout, targets: dict[str, _Target], extras: list[str]) -> list[list[str]]:
+    """The projections, in order; each expensive step (a parse, a string search) runs once."""
 
     def value(name: str) -> str:
         return targets[name].value if name in targets else NULL_TEXT
 
     raw = [layout.raw_name(i) for i in range(len(layout.fields))]
-    extras = [(layout.raw_name(i), f.target) for i, f in enumerate(layout.fields) if f.extra]
-    numbers = [n for n in NUMERIC if n != "address_port"]
-    time_parser = _utc_time("v_start_time", time_format)
-
-    # 1: values ("-" is NULL), numbers parsed once
-    stage1 = [f"{value(n)} AS v_{n}" for n in (*TEXT_COLUMNS, "server_address", "start_time")]
-    stage1 += [f"{value(n)} AS v_{n}" for n in numbers]
-    stage1 += [f"TRY_CAST({value(n)} AS DOUBLE) AS n_{n}" for n in numbers]
-    stage1 += [f"nullif({c}, '{MISSING}') AS x{i}" for i, (c, _) in enumerate(extras)]
-    # COALESCE stops at the first key set: cheaper than testing every key.
-    stage1.append(f"coalesce({', '.join(raw)}) IS NULL AS _empty" if raw else "true AS _empty")
-    # 2: typed numbers; the first time parse; where the address splits
-    stage2 = [f"{_typed_number('n_' + n, NUMERIC[n])} AS t_{n}" for n in numbers]
-    stage2 += [f"{time_parser} AS t_time", "strpos(v_server_address, ':') AS _colon"]
-    # 3: an epoch number only where the time did not parse (a failed parse per row is not
-    # free); host and port
+    time_format = next((f.time_format for f in layout.fields if f.time_format), None)
+    # 1: values ("-" is NULL), numbers parsed once; COALESCE stops at the first key set,
+    # cheaper than testing every key for NULL.
+    values = [f"{value(n)} AS v_{n}" for n in (*TEXT_COLUMNS, "server_address", "start_time")]
+    values += [f"{value(n)} AS v_{n}" for n in _NUMBERS]
+    values += [f"TRY_CAST({value(n)} AS DOUBLE) AS n_{n}" for n in _NUMBERS]
+    values += [f"nullif({c}, '{MISSING}') AS x{i}" for i, c in enumerate(extras)]
+    values.append(f"coalesce({', '.join(raw)}) IS NULL AS _empty" if raw else "true AS _empty")
+    # 2: typed numbers, the time, where the address splits
+    typed = [f"{_typed_number('n_' + n, NUMERIC[n])} AS t_{n}" for n in _NUMBERS]
+    typed += [f"{_utc_time('v_start_time', time_format)} AS t_time"]
+    typed += ["strpos(v_server_address, ':') AS _colon"]
+    # 3: an epoch number only where the time did not parse (a failed parse is not free);
+    # host and port
     host, port = _address_parts("v_server_address", "_colon")
-    stage3 = [
+    split = [
         "CASE WHEN t_time IS NULL THEN TRY_CAST(v_start_time AS DOUBLE) END AS n_epoch",
         f"{host} AS v_server_addr",
         f"{port} AS v_address_port",
     ]
     # 4: the rest
     address_port = _typed_number("TRY_CAST(v_address_port AS DOUBLE)", NUMERIC["address_port"])
-    stage4 = [
+    rest = [
         f"coalesce(t_time, {_epoch('n_epoch')}) AS t_start_time",
         f"{address_port} AS t_address_port",
     ]
+    return [values, typed, split, rest]
 
-    checks = []
-    if "start_time" in targets:
-        checks.append(
-            _bad("v_start_time", "t_start_time", targets["start_time"], "expected a time")
-        )
-    for name in numbers:
-        if name in targets:
-            checks.append(_bad(f"v_{name}", f"t_{name}", targets[name], NUMERIC[name].expected))
-    if "server_address" in targets:
-        expected = NUMERIC["address_port"].expected
-        target = targets["server_address"]
-        checks.append(
-            _bad("v_address_port", "t_address_port", target, expected, "v_server_address")
-        )
 
+def _core_outputs() -> list[str]:
     outputs = []
     for name in CORE_COLUMNS:
         if name in TEXT_COLUMNS or name == "server_addr":
@@ -642,19 +641,30 @@ def typed_select(layout: Layout, relation: str, carry: Sequence[str] = ()) -> st
             outputs.append("coalesce(t_server_port, t_address_port) AS server_port")
         else:
             outputs.append(f"t_{name} AS {name}")
-    outputs += [f"x{i} AS {_ident(name)}" for i, (_, name) in enumerate(extras)]
-    # CASE evaluates its branches lazily: reasons are only built for the rows that need one.
-    reason = "CAST(NULL AS VARCHAR)"
-    if checks:
-        flags = " OR ".join(flag for flag, _ in checks)
-        reason = f"CASE WHEN {flags} THEN coalesce({', '.join(m for _, m in checks)}) END"
-    outputs.append(f"{reason} AS _reason")
-    outputs += ["_empty", *carry]
-    # Nested subqueries, not a WITH: DuckDB may materialise a CTE.
-    query = relation
-    for stage in (stage1, stage2, stage3, stage4):
-        query = f"(SELECT *, {', '.join(stage)} FROM {query})"
-    return f"SELECT {', '.join(outputs)} FROM {query}"
+    return outputs
+
+
+def _reason(targets: dict[str, _Target]) -> str:
+    """The bad-value reason of a row, or NULL. CASE evaluates its branches lazily: the text is
+    built only for the rows that need one."""
+    checks = []
+    if "start_time" in targets:
+        checks.append(
+            _bad("v_start_time", "t_start_time", targets["start_time"], "expected a time")
+        )
+    for name in _NUMBERS:
+        if name in targets:
+            checks.append(_bad(f"v_{name}", f"t_{name}", targets[name], NUMERIC[name].expected))
+    if "server_address" in targets:
+        expected = NUMERIC["address_port"].expected
+        target = targets["server_address"]
+        checks.append(
+            _bad("v_address_port", "t_address_port", target, expected, "v_server_address")
+        )
+    if not checks:
+        return "CAST(NULL AS VARCHAR)"
+    flags = " OR ".join(flag for flag, _ in checks)
+    return f"CASE WHEN {flags} THEN coalesce({', '.join(m for _, m in checks)}) END"
 
 
 @functools.cache

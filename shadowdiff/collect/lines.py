@@ -131,7 +131,8 @@ def scan(source: Input, select: str) -> Lines:
     crlf = b"\r\n" in read_head(source)
     path = str(source.path).replace("'", "''")
     # Cheap blank test first: trim() on every line costs a copy of the file.
-    blank = "line IS NULL OR (ord(line) IN (9, 13, 32) AND trim(line) = '')"
+    # (CASE, not AND: DuckDB evaluates both sides of an AND.)
+    blank = "line IS NULL OR CASE WHEN ord(line) IN (9, 13, 32) THEN trim(line) = '' ELSE false END"
     query = (
         f"WITH lines AS (SELECT line, {blank} AS _blank "
         f"FROM read_csv('{path}', {_csv_options(kind, crlf)})), parsed AS ({select}) "

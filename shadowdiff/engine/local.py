@@ -111,7 +111,7 @@ def _collect(
         for batch in collector.read(source, options):
             table = schema.conform(batch.exchanges)
             if source.side is not None:
-                sides = pa.array([source.side] * table.num_rows, pa.string())
+                sides = pa.repeat(pa.scalar(source.side, pa.string()), table.num_rows)
                 table = table.set_column(table.schema.get_field_index("side"), "side", sides)
             tables.append(table)
             rejects.extend(batch.rejects)
