@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import schema
+from shadowdiff import db, schema
 from shadowdiff.config import Config
 from shadowdiff.errors import ConfigError
 
@@ -43,8 +43,8 @@ def normalize(exchanges: pa.Table, config: Config) -> Normalized:
     DuckDB computes only the new columns (it reads just the columns they need); they replace
     the old ones in the Arrow table, so the other columns are never copied.
     """
-    redacted = [c for c in HEADER_COLUMNS if exchanges.column(c).null_count < exchanges.num_rows]
-    con = duckdb.connect()
+    redacted = [c for c in HEADER_COLUMNS if _holds(exchanges.column(c), config.redact_headers)]
+    con = db.connect()
     try:
         con.register("collected", exchanges)
         _check_side_rules(con, config)
@@ -76,6 +76,15 @@ def normalize(exchanges: pa.Table, config: Config) -> Normalized:
         )
     ]
     return Normalized(table.filter(pc.is_null(problem)), rejects)
+
+
+def _holds(headers: pa.ChunkedArray, names: tuple[str, ...]) -> bool:
+    """Whether any header list in the column has one of ``names`` (case-insensitively)."""
+    if headers.null_count == len(headers) or not names:
+        return False
+    flat = pc.list_flatten(headers)
+    present = pc.unique(pc.utf8_lower(pc.struct_field(flat, "name"))).to_pylist()
+    return not {n.lower() for n in names}.isdisjoint(present)
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from shadowdiff import schema, store
+from shadowdiff import db, schema, store
 
 
 def open(run_dir: str | Path) -> duckdb.DuckDBPyConnection:  # noqa: A001 - the public name
@@ -18,7 +18,7 @@ def open(run_dir: str | Path) -> duckdb.DuckDBPyConnection:  # noqa: A001 - the 
     """
     directory = Path(run_dir)
     store.read_manifest(directory)  # refuses incomplete or foreign directories
-    con = duckdb.connect()
+    con = db.connect()
     for name in schema.TABLES:
         path = directory / f"{name}.parquet"
         if path.exists():

@@ -47,7 +47,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import schema
+from shadowdiff import db, schema
 from shadowdiff.collect import lines
 from shadowdiff.collect.base import Batch, Input, Options, reject
 from shadowdiff.errors import ConfigError, InputError
@@ -670,7 +670,7 @@ def _reason(targets: dict[str, _Target]) -> str:
 @functools.cache
 def _database() -> duckdb.DuckDBPyConnection:
     # Opening a database costs ~50 ms; a cursor on a shared one, well under 1 ms.
-    return duckdb.connect()
+    return db.connect()
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

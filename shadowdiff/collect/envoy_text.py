@@ -23,12 +23,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import schema
+from shadowdiff import db, schema
 from shadowdiff.collect import envoy_format, lines
 from shadowdiff.collect.base import Batch, Input, Options, reject
 from shadowdiff.collect.envoy_format import Field, Format, Piece, SplitPlan
@@ -373,7 +372,7 @@ def _columns(fmt: Format) -> list[tuple[str, str]]:
 def _second_pass(fmt: Format, failed: pa.Table) -> pa.Table:
     """Parse the lines the first pass could not cut with the regular expression."""
     query = _typed(fmt, _regex_fields(fmt), keep=["line_no", "line", "_diag"])
-    con = duckdb.connect()
+    con = db.connect()
     try:
         con.register("_failed", failed)
         result = con.sql(query).arrow()

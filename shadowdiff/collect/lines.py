@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shadowdiff import db
 from shadowdiff.collect.base import Input, reject
 from shadowdiff.errors import InputError
 
@@ -140,7 +141,7 @@ def scan(source: Input, select: str) -> Lines:
         "SELECT CASE WHEN _blank OR coalesce(_ok, false) THEN NULL ELSE line END AS line, "
         "* EXCLUDE (line) FROM parsed"
     )
-    con = duckdb.connect()
+    con = db.connect()
     try:
         result = con.sql(query).arrow()
         table = result.read_all() if isinstance(result, pa.RecordBatchReader) else result

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shadowdiff import __version__, schema, store
+from shadowdiff import __version__, db, schema, store
 from shadowdiff.collect import registry
 from shadowdiff.collect.base import Input, Options, reject
 from shadowdiff.collect.inputs import expand
@@ -149,8 +149,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     timings: dict[str, float] = {}
     started = datetime.now(UTC)
     inputs = _inputs(config)
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        hashes: list[Future[str]] = [hasher.submit(_sha256, i.path) for i in inputs]
+    # Background work that overlaps DuckDB's: hashing the inputs, writing the exchanges.
+    with ThreadPoolExecutor(max_workers=2) as background:
+        hashes: list[Future[str]] = [background.submit(_sha256, i.path) for i in inputs]
         with _timed(timings, "collect"):
             collected, rejects, reports = _collect(inputs, config, say)
         with _timed(timings, "normalize"):
@@ -159,7 +160,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             exchanges = normalized.exchanges
             if config.rules.redact_body:  # before anything is stored
                 exchanges = redact_table(exchanges, config.rules)
-        con = duckdb.connect()
+        store.begin(out)
+        written = background.submit(store.write_table, out, "exchanges", exchanges)
+        con = db.connect()
         try:
             con.register("exchanges_arrow", exchanges)
             con.execute("CREATE TEMP VIEW exchanges AS SELECT * FROM exchanges_arrow")
@@ -179,9 +182,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         with _timed(timings, "hash"):
             for report, digest in zip(reports, hashes, strict=True):
                 report.sha256 = digest.result()
+        with _timed(timings, "store_exchanges"):  # what is left of it after the rest
+            written.result()
     with _timed(timings, "store"):
-        store.begin(out)
-        store.write_table(out, "exchanges", exchanges)
         store.write_table(out, "pairs", pairs)
         store.write_table(out, "diffs", diffs)
         store.write_table(out, "latency", latency_table)

@@ -1,0 +1,12 @@
+"""DuckDB connections as shadowdiff wants them: quiet (the CLI draws its own progress)."""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection without DuckDB's own progress bar."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
