@@ -168,6 +168,8 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             con.execute("CREATE TEMP VIEW exchanges AS SELECT * FROM exchanges_arrow")
             with _timed(timings, "pair"):
                 counts = pair(con)
+            records = sum(r.records for r in reports)
+            say(f"read {records} records, paired {counts['primary'].paired} requests; diffing")
             with _timed(timings, "diff"):
                 message_diffs(con, config.rules)
                 con.execute(
