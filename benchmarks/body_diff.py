@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -33,7 +32,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.record import write_section  # noqa: E402
+from benchmarks.record import machine, write_section  # noqa: E402
 from shadowdiff import schema  # noqa: E402
 from shadowdiff.diff.engine import diff_table  # noqa: E402
 from shadowdiff.diff.rules import Rules  # noqa: E402
@@ -214,20 +213,8 @@ def run_baseline(primary: pa.Table, mirror: pa.Table, sample: int, seed: int) ->
     }
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; pyarrow {version('pyarrow')}, "
-        f"orjson {version('orjson')}, pandas {version('pandas')}, deepdiff {version('deepdiff')}"
-    )
+def versions() -> str:
+    return ", ".join(f"{p} {version(p)}" for p in ("pyarrow", "orjson", "pandas", "deepdiff"))
 
 
 def main() -> None:
@@ -260,8 +247,8 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     section = f"""## Body diff: `diff_table` vs pandas + DeepDiff
 
-- Machine: {machine()}; load average {load:.1f} at the end of the run (other work shares \
-the cores: CPU time is the steadier figure).
+- Machine: {machine()}; {versions()}; load average {load:.1f} at the end of the run \
+(other work shares the cores: CPU time is the steadier figure).
 - Command: `{command}`: one process; Arrow limited to one thread and the engine \
 single-threaded, so CPU time is time on one core.
 - Corpus: {n:,} pairs of JSON bodies, {min(sizes)}–{max(sizes)} bytes \

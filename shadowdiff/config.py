@@ -136,7 +136,7 @@ def from_mapping(
     output = data.get("output", {})
 
     def paths(key: str) -> tuple[str, ...]:
-        values = _strings(inputs.get(key, []), f"[inputs] {key}", origin)
+        values = strings(inputs.get(key, []), f"[inputs] {key}", origin)
         return tuple(relative_to(base, v) for v in values)
 
     out = output.get("dir")
@@ -151,20 +151,18 @@ def from_mapping(
         log_format=inputs.get("log_format"),
         pairing_key=str(pairing.get("key", "x-request-id")).lower(),
         sides=SideRules(**{k: str(v) for k, v in sides.items()}),
-        endpoint_templates=_strings(
-            endpoints.get("templates", []), "[endpoints] templates", origin
-        ),
+        endpoint_templates=strings(endpoints.get("templates", []), "[endpoints] templates", origin),
         auto_endpoints=bool(endpoints.get("auto", True)),
         redact_headers=tuple(
             dict.fromkeys(
                 DEFAULT_REDACT_HEADERS
                 + tuple(
                     h.lower()
-                    for h in _strings(redact.get("headers", []), "[redact] headers", origin)
+                    for h in strings(redact.get("headers", []), "[redact] headers", origin)
                 )
             )
         ),
-        redact_body=_strings(redact.get("body", []), "[redact] body", origin),
+        redact_body=strings(redact.get("body", []), "[redact] body", origin),
         out=out,
         extra={k: v for k, v in data.items() if SECTIONS.get(k, ()) is None},
         rules=_rules(data, origin),
@@ -192,28 +190,31 @@ def relative_to(base: Path | None, path: str) -> str:
 def _check_names(data: Mapping[str, Any], origin: str) -> None:
     for section, value in data.items():
         if section not in SECTIONS:
-            raise ConfigError(
-                f"{origin}: unknown section [{section}].{_suggest(section, SECTIONS)}"
-            )
+            raise ConfigError(f"{origin}: unknown section [{section}].{suggest(section, SECTIONS)}")
         keys = SECTIONS[section]
         if keys is None:
             continue
         if not isinstance(value, Mapping):
             raise ConfigError(f"{origin}: [{section}] must be a table of settings.")
-        for key in value:
-            if key not in keys:
-                raise ConfigError(
-                    f"{origin}: unknown setting {key!r} in [{section}].{_suggest(key, keys)} "
-                    f"Known: {', '.join(keys)}."
-                )
+        check_keys(value, keys, f"[{section}]", origin)
 
 
-def _suggest(name: str, known: Sequence[str] | Mapping[str, Any]) -> str:
+def check_keys(value: Mapping[str, Any], keys: Sequence[str], where: str, origin: str) -> None:
+    """Every key of ``value`` is one of ``keys``; else a ConfigError naming the closest one."""
+    for key in value:
+        if key not in keys:
+            raise ConfigError(
+                f"{origin}: unknown setting {key!r} in {where}.{suggest(key, keys)} "
+                f"Known: {', '.join(keys)}."
+            )
+
+
+def suggest(name: str, known: Sequence[str] | Mapping[str, Any]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
+def strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):

@@ -46,15 +46,14 @@ and the closest known one.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shadowdiff.config import DEFAULT_REDACT_HEADERS, SECTIONS
+from shadowdiff.config import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
 from shadowdiff.diff.paths import PathError, Pattern, Segment, parse
 from shadowdiff.errors import ConfigError
 
@@ -228,7 +227,7 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> Rules:
     known = {**{s: None for s in SECTIONS}, **RULE_SECTIONS}
     for section in data:
         if section not in known:
-            raise ConfigError(f"{origin}: unknown section [{section}].{_suggest(section, known)}")
+            raise ConfigError(f"{origin}: unknown section [{section}].{suggest(section, known)}")
     ignore = _table(data, "ignore", origin)
     order = _table(data, "order", origin)
     redact = _table(data, "redact", origin)
@@ -236,10 +235,10 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> Rules:
     default_headers = ignore.get("default_headers", True)
     if not isinstance(default_headers, bool):
         raise ConfigError(f"{origin}: [ignore] default_headers must be true or false.")
-    extra_redact = _strings(redact.get("headers", []), "[redact] headers", origin)
+    extra_redact = strings(redact.get("headers", []), "[redact] headers", origin)
     return Rules(
         ignore_headers=tuple(
-            h.lower() for h in _strings(ignore.get("headers", []), "[ignore] headers", origin)
+            h.lower() for h in strings(ignore.get("headers", []), "[ignore] headers", origin)
         ),
         default_headers=default_headers,
         ignore_body=_patterns(ignore.get("body", []), "[ignore] body", origin),
@@ -261,30 +260,8 @@ def _table(data: Mapping[str, Any], section: str, origin: str) -> Mapping[str, A
     value = data.get(section, {})
     if not isinstance(value, Mapping):
         raise ConfigError(f"{origin}: [{section}] must be a table of settings.")
-    _check_keys(value, RULE_SECTIONS[section], f"[{section}]", origin)
+    check_keys(value, RULE_SECTIONS[section], f"[{section}]", origin)
     return value
-
-
-def _check_keys(value: Mapping[str, Any], keys: Sequence[str], where: str, origin: str) -> None:
-    for key in value:
-        if key not in keys:
-            raise ConfigError(
-                f"{origin}: unknown setting {key!r} in {where}.{_suggest(key, keys)} "
-                f"Known: {', '.join(keys)}."
-            )
-
-
-def _suggest(name: str, known: Sequence[str] | Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def _strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(f"{origin}: {where} must be a string or a list of strings.")
 
 
 def _pattern(text: str, where: str, origin: str) -> Pattern:
@@ -297,7 +274,7 @@ def _pattern(text: str, where: str, origin: str) -> Pattern:
 
 
 def _patterns(value: Any, where: str, origin: str) -> tuple[Pattern, ...]:
-    return tuple(_pattern(t, where, origin) for t in _strings(value, where, origin))
+    return tuple(_pattern(t, where, origin) for t in strings(value, where, origin))
 
 
 def _normalizers(value: Any, origin: str) -> tuple[Normalizer, ...]:
@@ -310,7 +287,7 @@ def _normalizers(value: Any, origin: str) -> tuple[Normalizer, ...]:
         where = f"[[normalize]] #{n}"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{origin}: {where} must be a table (pattern, regex, replace).")
-        _check_keys(entry, RULE_SECTIONS["normalize"], where, origin)
+        check_keys(entry, RULE_SECTIONS["normalize"], where, origin)
         for required in ("pattern", "regex"):
             if not isinstance(entry.get(required), str):
                 raise ConfigError(f'{origin}: {where} needs {required} = "…" (a string).')
@@ -343,7 +320,7 @@ def _tolerances(value: Any, origin: str) -> tuple[Tolerance, ...]:
                 f"{origin}: {where} must be a table, e.g. {{ absolute = 0.01 }} or "
                 "{ relative = 0.001 }."
             )
-        _check_keys(limits, TOLERANCE_KEYS, where, origin)
+        check_keys(limits, TOLERANCE_KEYS, where, origin)
         if not limits:
             raise ConfigError(f"{origin}: {where} needs absolute or relative.")
         numbers = {}
