@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class PipelineResult:
     run: RunResult
     report: report_module.Written | None
     check: check_module.CheckResult | None
+    notes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -109,13 +111,20 @@ def run_pipeline(pipeline: str | Path, **overrides: Any) -> PipelineResult:
             "Known: enabled, baseline."
         )
     written = None
+    notes: list[str] = []
     if section.get("enabled", True):
-        baseline = section.get("baseline")
+        baseline: str | None = section.get("baseline")
         if baseline is not None:
-            baseline = config_module.relative_to(Path(pipeline).parent, str(baseline))
+            # Resolved, so a `latest` symlink is recorded as the run it pointed at.
+            path = Path(config_module.relative_to(Path(pipeline).parent, str(baseline)))
+            baseline = os.path.realpath(path)
+            if not (path / store.MANIFEST).exists():
+                # The first run of a schedule has nothing to compare with yet.
+                notes.append(f"no baseline run at {path} yet: the report compares with nothing")
+                baseline = None
         written = report(result.out, baseline=baseline)
     checked = check(result.out, config=pipeline) if "check" in config.extra else None
-    return PipelineResult(result, written, checked)
+    return PipelineResult(result, written, checked, tuple(notes))
 
 
 def default_out() -> str:

@@ -100,6 +100,8 @@ def run(
             return
         job = api.run_pipeline(pipeline, **options)
     click.echo(str(job.run.out) if quiet else summary(job.run.out))
+    for note in job.notes:
+        click.echo(f"note: {note}", err=True)
     if job.report is not None:
         click.echo(
             f"\nReport: {job.report.html} (also {job.report.markdown.name}, {job.report.json.name})"

@@ -8,5 +8,8 @@ import duckdb
 def connect() -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection without DuckDB's own progress bar."""
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass  # Jupyter without ipywidgets: DuckDB refuses, and draws no terminal bar there anyway
     return con

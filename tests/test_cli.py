@@ -53,3 +53,13 @@ def test_unknown_report_setting_is_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(pipeline), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "unknown setting 'enable' in [report]" in result.output
+
+
+def test_missing_baseline_is_a_note_not_an_error(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.toml"
+    text = SAMPLE.read_text().replace("../sample_data", str(ROOT / "sample_data"))
+    text = text.replace("enabled = true", 'enabled = true\nbaseline = "runs/latest"')
+    pipeline.write_text(text.split("[check]")[0])
+    result = CliRunner().invoke(main, ["run", str(pipeline), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert f"no baseline run at {tmp_path / 'runs/latest'} yet" in result.output
