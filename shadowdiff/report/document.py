@@ -10,7 +10,9 @@ milliseconds, times ISO 8601 in UTC; a figure that cannot be computed is ``null`
 ``run``
     ``dir``, ``tool_version``, ``schema_version``, ``started_at``, ``finished_at``;
     ``window``: ``start``, ``end``, ``seconds`` (from ``exchanges.start_time``);
-    ``inputs``: ``[{path, side, source, size, records, rejected, sha256}]``; ``records_read``;
+    ``inputs``: ``[{path, side, source, size, records, rejected, sha256}]``; ``input_groups``:
+    the same summed per side, source and folder (``[{side, source, path, files, size, records,
+    rejected, sha256}]``, ``sha256`` only for a group of one file); ``records_read``;
     ``pairs`` (request ids), ``paired`` (both sides answered), ``outcomes``
     (``{match, noise_only, diverged, primary_only, mirror_only}``: counts),
     ``divergence_rate`` (diverged / paired), ``notes`` (pairs with a ``note``, when the pairs
@@ -54,6 +56,7 @@ milliseconds, times ISO 8601 in UTC; a figure that cannot be computed is ``null`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +153,7 @@ def run_summary(
             "seconds": (end - start).total_seconds() if start is not None else None,
         },
         "inputs": inputs,
+        "input_groups": _input_groups(inputs),
         "records_read": _records_read(manifest),
         "pairs": pairs,
         "paired": paired,
@@ -427,3 +431,30 @@ def examples(con: duckdb.DuckDBPyConnection, count: int = EXAMPLES) -> list[dict
     for row in rows:
         row["diffs"] = by_id.get(row["request_id"], [])
     return rows
+
+
+def _input_groups(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Inputs summed per side, source and folder: a tap directory is hundreds of files."""
+    groups: dict[tuple[Any, Any, str], dict[str, Any]] = {}
+    for item in inputs:
+        folder = os.path.dirname(str(item["path"])) or "."
+        key = (item["side"], item["source"], folder)
+        group = groups.setdefault(
+            key,
+            {
+                "side": item["side"],
+                "source": item["source"],
+                "path": item["path"],
+                "files": 0,
+                "size": 0,
+                "records": 0,
+                "rejected": 0,
+                "sha256": item["sha256"],
+            },
+        )
+        group["files"] += 1
+        for field in ("size", "records", "rejected"):
+            group[field] += item.get(field) or 0
+        if group["files"] > 1:
+            group["path"], group["sha256"] = folder + "/", None
+    return list(groups.values())

@@ -141,10 +141,11 @@ details > summary { cursor: pointer; color: var(--primary); }
 
 <h3>Inputs</h3>
 <table>
-  <tr><th>side</th><th>source</th><th>path</th><th class="n">size</th><th class="n">records</th>
-      <th class="n">rejected</th><th>sha256</th></tr>
-  {% for i in run.inputs %}
+  <tr><th>side</th><th>source</th><th>path</th><th class="n">files</th><th class="n">size</th>
+      <th class="n">records</th><th class="n">rejected</th><th>sha256</th></tr>
+  {% for i in run.input_groups %}
   <tr><td>{{ i.side or "from rules" }}</td><td>{{ i.source }}</td><td class="mono">{{ i.path }}</td>
+      <td class="n">{{ i.files | num }}</td>
       <td class="n">{{ i.size | num }}</td><td class="n">{{ i.records | num }}</td>
       <td class="n">{{ i.rejected | num }}</td>
       <td class="mono muted">{{ (i.sha256 or "")[:16] }}</td></tr>
