@@ -360,3 +360,48 @@ def test_crlf_line_endings_keep_line_numbers(tmp_path: Path) -> None:
     rejects = [r for b in batches for r in b.rejects]
     assert [r["location"] for r in rejects] == [f"{path}:{len(ISTIO_LINES) + 2}"]
     assert sum(b.blank for b in batches) == 1
+
+
+def test_header_lists_keep_set_entries_in_format_order(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_text('"a" "b" "c"\n"-" "b2" "-"\n"-" "-" "-"\n"a4" "-" "c4"\n')
+    (batch,) = read(path, '"%REQ(X-A)%" "%REQ(X-B)%" "%RESP(X-C)%"\n')
+    rows = batch.exchanges.to_pylist()
+    assert [r["request_headers"] for r in rows] == [
+        [{"name": "x-a", "value": "a"}, {"name": "x-b", "value": "b"}],
+        [{"name": "x-b", "value": "b2"}],
+        [],
+        [{"name": "x-a", "value": "a4"}],
+    ]
+    assert [r["response_headers"] for r in rows] == [
+        [{"name": "x-c", "value": "c"}],
+        [],
+        [],
+        [{"name": "x-c", "value": "c4"}],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("address", "host", "port"),
+    [
+        ("10.0.0.5:8080", "10.0.0.5", 8080),
+        ("[2001:db8::1]:443", "2001:db8::1", 443),
+        ("héte:80", "héte", 80),
+        ("envoy://internal_client_address/", "envoy://internal_client_address/", None),
+        ("/var/run/envoy.sock", "/var/run/envoy.sock", None),
+    ],
+)
+def test_local_address_splits_into_host_and_port(
+    tmp_path: Path, address: str, host: str, port: int | None
+) -> None:
+    row = one_row(tmp_path, "%REQ(:METHOD)% %DOWNSTREAM_LOCAL_ADDRESS%", f"GET {address}")
+    assert (row["server_addr"], row["server_port"]) == (host, port)
+
+
+def test_special_characters_in_quoted_values(tmp_path: Path) -> None:
+    # Characters a CSV reader would treat specially: delimiters, quotes, escapes, tabs.
+    agent = 'a,b;c\'d\\e\tf "g" h'
+    line = ISTIO_LINES[0].replace('"curl/7.88.1"', f'"{agent}"')
+    assert line != ISTIO_LINES[0]
+    row = one_row(tmp_path, envoy_format.ISTIO_DEFAULT_FORMAT, line)
+    assert {"name": "user-agent", "value": agent} in row["request_headers"]  # type: ignore[operator]

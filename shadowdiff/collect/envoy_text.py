@@ -324,8 +324,9 @@ def _port(f: str) -> str:
 
 
 def _host(f: str, port: str) -> str:
-    # String functions only: rtrim/trim with a character set cost ten times more (measured).
-    host = f"array_to_string(string_split({f}, ':')[:-2], ':')"
+    # Everything before the last ':'. String functions only: rtrim/trim with a character set
+    # cost ten times more, and string_split/array_to_string twice as much (measured).
+    host = f"left({f}, -(length(split_part({f}, ':', -1)) + 1))"
     return (
         f"CASE WHEN {port} IS NULL THEN {f} "
         f"WHEN starts_with({f}, '[') THEN {host}[2:-2] ELSE {host} END"
@@ -528,19 +529,16 @@ def _header_list(table: pa.Table, entries: list[tuple[str, str]]) -> pa.Array:
     whose value Envoy logged as not set are left out."""
     n, k = table.num_rows, len(entries)
     stacked = pa.concat_arrays([table.column(c).combine_chunks() for _, c in entries])
-    # stacked holds entry i of row r at i*n + r; lists want it at r*k + i.
-    order = np.arange(n * k, dtype=np.int64).reshape(k, n).T.ravel()
-    values = stacked.take(order) if k > 1 else stacked
-    names = pa.array([name for name, _ in entries], pa.string()).take(
-        np.tile(np.arange(k, dtype=np.int32), n)
-    )
-    valid = values.is_valid()
-    counts = np.asarray(valid.to_numpy(zero_copy_only=False)).reshape(n, k).sum(axis=1)
+    # stacked holds entry i of row r at i*n + r; lists want the set ones in (r, i) order. Taking
+    # only those (not every entry, then filtering) halves the copying when most are unset.
+    valid = np.asarray(stacked.is_valid().to_numpy(zero_copy_only=False)).reshape(k, n)
+    rows, slots = np.nonzero(valid.T)  # row-major: (r, i) pairs in list order
+    taken = slots.astype(np.int64) * n + rows
+    values = stacked if k == 1 and len(taken) == n else stacked.take(taken)
+    names = pa.array([name for name, _ in entries], pa.string()).take(slots.astype(np.int32))
     offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    struct = pa.StructArray.from_arrays(
-        [names.filter(valid), values.filter(valid)], fields=list(schema.HEADER)
-    )
+    np.cumsum(valid.sum(axis=0), out=offsets[1:])
+    struct = pa.StructArray.from_arrays([names, values], fields=list(schema.HEADER))
     return pa.ListArray.from_arrays(pa.array(offsets), struct, type=schema.HEADERS)
 
 
