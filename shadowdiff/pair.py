@@ -24,12 +24,20 @@ class SideCounts:
     duplicates: int
 
 
-PAIRS_BASE = """
+DUPLICATE_IDS = """
 CREATE OR REPLACE TEMP TABLE duplicate_ids AS
-    SELECT request_id FROM exchanges GROUP BY request_id, side HAVING count(*) > 1;
-CREATE OR REPLACE TEMP TABLE unique_exchanges AS
-    SELECT request_id, side, endpoint, method, path, status, duration_ms
-    FROM exchanges ANTI JOIN (SELECT DISTINCT request_id FROM duplicate_ids) d USING (request_id);
+    SELECT request_id FROM exchanges GROUP BY request_id, side HAVING count(*) > 1
+"""
+
+UNIQUE_COLUMNS = "request_id, side, endpoint, method, path, status, duration_ms"
+# Without duplicates (the usual case) a view: no copy of the columns.
+UNIQUE_EXCHANGES = f"""
+CREATE OR REPLACE TEMP {{kind}} unique_exchanges AS
+    SELECT {UNIQUE_COLUMNS} FROM exchanges {{anti_join}}
+"""
+ANTI_JOIN = "ANTI JOIN (SELECT DISTINCT request_id FROM duplicate_ids) d USING (request_id)"
+
+PAIRS_BASE = """
 CREATE OR REPLACE TEMP TABLE pairs_base AS
     WITH p AS (SELECT * FROM unique_exchanges WHERE side = 'primary'),
          m AS (SELECT * FROM unique_exchanges WHERE side = 'mirror')
@@ -67,6 +75,11 @@ def pair(con: duckdb.DuckDBPyConnection) -> dict[str, SideCounts]:
     The secondary side (the noise baseline) is paired against the primary: its records count as
     paired when the primary has the same request id.
     """
+    con.execute(DUPLICATE_IDS)
+    if con.sql("SELECT count(*) FROM duplicate_ids").fetchall()[0][0]:
+        con.execute(UNIQUE_EXCHANGES.format(kind="TABLE", anti_join=ANTI_JOIN))
+    else:
+        con.execute(UNIQUE_EXCHANGES.format(kind="VIEW", anti_join=""))
     con.execute(PAIRS_BASE)
     records = dict(con.sql("SELECT side, count(*) FROM exchanges GROUP BY side").fetchall())
     duplicates = dict(
