@@ -40,6 +40,7 @@ test: system-deps lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/body_diff.py
+	$(BIN)/python benchmarks/noise.py --write
 
 sample-data: $(STAMP)
 	$(BIN)/python sample_data/generate.py

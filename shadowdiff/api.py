@@ -19,6 +19,7 @@ from shadowdiff import report as report_module
 from shadowdiff.engine.local import Progress, RunResult
 from shadowdiff.engine.local import run as run_locally
 from shadowdiff.errors import ConfigError
+from shadowdiff.noise.summary import Summary as NoiseSummary
 
 
 def load_config(
@@ -205,3 +206,21 @@ def check(
     if junit is not None:
         check_module.write_junit(result, junit)
     return result
+
+
+def noise(run_dir: str | Path) -> NoiseSummary:
+    """The noise verdicts of a run, per endpoint × pattern × kind, with their evidence.
+
+    >>> print(shadowdiff.api.noise("out/run1").text())    # the table and the thresholds
+    >>> print(shadowdiff.api.noise("out/run1").rules())   # an [ignore] block for a rules file
+    """
+    directory = Path(run_dir)
+    manifest = store.read_manifest(directory)
+    secondary = manifest.get("conservation", {}).get("secondary", {}).get("read", 0) > 0
+    con = query.open(directory)
+    try:
+        result = con.sql("SELECT * FROM noise ORDER BY endpoint, pattern, kind").arrow()
+    except duckdb.Error as e:
+        raise ConfigError(f"{directory}: no noise table ({str(e).splitlines()[0]}).") from e
+    table = result.read_all() if hasattr(result, "read_all") else result
+    return NoiseSummary.from_table(table, secondary)

@@ -220,6 +220,20 @@ def check(
     sys.exit(result.exit_code)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--suggest-rules",
+    is_flag=True,
+    help="Print an [ignore] block for a rules file (patterns that are noise everywhere) instead.",
+)
+@_friendly
+def noise(run_dir: str, suggest_rules: bool) -> None:
+    """Print the noise verdicts per endpoint × pattern × kind, their evidence and thresholds."""
+    summary = api.noise(run_dir)
+    click.echo(summary.rules() if suggest_rules else summary.text())
+
+
 def _table(columns: list[str], rows: list[tuple[Any, ...]], width: int = 48) -> str:
     def cell(value: Any) -> str:
         text = "NULL" if value is None else str(value)

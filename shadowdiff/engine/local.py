@@ -27,6 +27,7 @@ from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
 from shadowdiff.errors import ConfigError, ConservationError
 from shadowdiff.latency import latency
+from shadowdiff.noise import detect as detect_noise
 from shadowdiff.normalize import normalize
 from shadowdiff.pair import SideCounts, pair
 
@@ -176,6 +177,8 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
                     "CREATE TEMP TABLE diffs AS "
                     f"{status_diffs(con).sql_query()} UNION ALL SELECT * FROM message_diffs"
                 )
+                with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
+                    noise = detect_noise(con, exchanges, config.rules)
                 pairs = _table(finish_pairs(con))
                 diffs = _table(con.sql("SELECT * FROM diffs"))
                 latency_table = _table(latency(con))
@@ -190,7 +193,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         store.write_table(out, "pairs", pairs)
         store.write_table(out, "diffs", diffs)
         store.write_table(out, "latency", latency_table)
-        store.write_table(out, "noise", schema.empty(schema.NOISE))
+        store.write_table(out, "noise", noise)
         store.write_table(out, "rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
     manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
     store.finish(out, manifest)

@@ -309,7 +309,7 @@ ids or values.</p>
 </table>
 {% endif %}
 {% if doc.noise.verdicts %}
-<h3>Noise verdicts (against the secondary baseline)</h3>
+<h3>Noise verdicts (per pattern: against the secondary side, or from the values)</h3>
 <table>
   <tr><th>endpoint</th><th>pattern</th><th>kind</th><th class="n">raw</th>
       <th class="n">baseline</th><th class="n">total</th><th class="n">p</th><th>verdict</th>

@@ -7,6 +7,12 @@ reasons unrelated to the version: noise the tool should learn to discount). Anyt
 declared in either table is identical, so a test can compute the expected set of differences
 for a request exactly with ``planted_for``.
 
+Three more endpoints exist for the noise tests (:data:`NOISE_ENDPOINTS`): their responses are
+full of random values (timestamps, UUIDs, hex tokens, random ints and floats, a random header)
+and their real differences come at 1%, 10% and 100% of requests, one of them a random field whose
+distribution shifts on v2 (:data:`NOISE_PLANTED`). The default traffic mix does not request them,
+so the tables above describe it unchanged; the noise tests send their own requests.
+
     >>> with serve("v1") as v1, serve("v2") as v2:
     ...     ...  # v1.port, v2.port on 127.0.0.1
 
@@ -17,11 +23,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import re
 import secrets
 import struct
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,7 +72,17 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("GET", "/static/logo.png"),
     ("POST", "/api/cart"),
     ("GET", "/api/report"),
+    ("GET", "/api/metrics/{id}"),
+    ("GET", "/api/quotes/{id}"),
+    ("GET", "/api/prices/{id}"),
 )
+# Endpoints for the noise tests: random values everywhere, real differences at known rates.
+NOISE_ENDPOINTS = ("/api/metrics/{id}", "/api/quotes/{id}", "/api/prices/{id}")
+NOISE_HEADER = "x-backend-nonce"
+QUOTA_CUT_EVERY = 100  # /api/metrics/{id}: quota changes on v2 for 1% of ids
+REGION_MOVED_EVERY = 10  # /api/metrics/{id}: region changes on v2 for 10% of ids
+SCORE_MEAN = {"v1": 100.0, "v2": 115.0}  # /api/quotes/{id}: score ~ N(mean, 15) per response
+SCORE_SD = 15.0
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -113,8 +131,22 @@ def _always(request: Request) -> bool:
     return True
 
 
-def _not_health(request: Request) -> bool:
-    return request.path != "/api/health"
+def _versioned(request: Request) -> bool:
+    """Whether v2 sends its version header: not on health checks nor the noise endpoints."""
+    if request.path == "/api/health":
+        return False
+    found = endpoint_of(request.method, request.target)
+    return found is None or found[0] not in NOISE_ENDPOINTS
+
+
+def _quota_cut(request: Request) -> bool:
+    mid = _int_param(request, "id")
+    return mid is not None and mid % QUOTA_CUT_EVERY == 0
+
+
+def _region_moved(request: Request) -> bool:
+    mid = _int_param(request, "id")
+    return mid is not None and mid % REGION_MOVED_EVERY == 3
 
 
 @dataclass(frozen=True)
@@ -268,8 +300,61 @@ PLANTED: tuple[Planted, ...] = (
         API_VERSION_HEADER,
         None,
         "2",
-        "every response except GET /api/health (also 404s)",
-        _not_health,
+        "every response except GET /api/health and the noise endpoints (also 404s)",
+        _versioned,
+    ),
+)
+
+# Real differences on the noise endpoints (not in PLANTED: the default traffic never reaches
+# them). ``planted_for`` covers both tables.
+NOISE_PLANTED: tuple[Planted, ...] = (
+    Planted(
+        "metrics-quota-1pct",
+        "GET",
+        "/api/metrics/{id}",
+        "body",
+        "changed",
+        "$.quota",
+        100,
+        50,
+        f"id % {QUOTA_CUT_EVERY} == 0 (1% of ids)",
+        _quota_cut,
+    ),
+    Planted(
+        "metrics-region-10pct",
+        "GET",
+        "/api/metrics/{id}",
+        "body",
+        "changed",
+        "$.region",
+        "eu-west-1",
+        "eu-central-1",
+        f"id % {REGION_MOVED_EVERY} == 3 (10% of ids)",
+        _region_moved,
+    ),
+    Planted(
+        "quotes-score-shifted",
+        "GET",
+        "/api/quotes/{id}",
+        "body",
+        "changed",
+        "$.score",
+        f"random, normal with mean {SCORE_MEAN['v1']:g} and sd {SCORE_SD:g}",
+        f"random, normal with mean {SCORE_MEAN['v2']:g} and sd {SCORE_SD:g}",
+        "every quote: random on both sides, but the distribution shifts on v2",
+        _always,
+    ),
+    Planted(
+        "prices-amount-units",
+        "GET",
+        "/api/prices/{id}",
+        "body",
+        "changed",
+        "$.amount",
+        "cents, an integer, e.g. 1234",
+        "euros, e.g. 12.34 (the same amount / 100)",
+        "every price",
+        _always,
     ),
 )
 
@@ -295,6 +380,18 @@ VOLATILE: tuple[Volatile, ...] = (
     ),
     *(Volatile(e, "body", "$.trace_id", "random per response") for e in _JSON_OBJECT_ENDPOINTS),
     Volatile("/api/report", "body", "$.generated_at", "server clock, inside the gzip body"),
+    *(
+        Volatile(e, "body", f"$.{name}", why)
+        for e in NOISE_ENDPOINTS
+        for name, why in (
+            ("served_at", "server clock, microseconds"),
+            ("trace_id", "random per response"),
+            ("request_uuid", "a UUID 4 per response"),
+            ("sample", "a random integer in [0, 1000000]"),
+            ("jitter", "a random float in [0, 1)"),
+        )
+    ),
+    *(Volatile(e, "header", NOISE_HEADER, "random hex per response") for e in NOISE_ENDPOINTS),
     Volatile("*", "header", "date", "server clock (seconds)"),
     Volatile("*", "header", "x-envoy-upstream-service-time", "measured by Envoy"),
 )
@@ -310,8 +407,9 @@ NON_DIFFERENCES: tuple[str, ...] = (
 
 
 def planted_for(request: Request) -> list[Planted]:
-    """The planted differences that apply to ``request``, in ``PLANTED`` order."""
-    return [p for p in PLANTED if p.matches(request)]
+    """The planted differences that apply to ``request``, in ``PLANTED`` then
+    ``NOISE_PLANTED`` order."""
+    return [p for p in (*PLANTED, *NOISE_PLANTED) if p.matches(request)]
 
 
 # --- content -------------------------------------------------------------------------------
@@ -416,6 +514,42 @@ def _cart(body: bytes, version: str) -> tuple[int, dict[str, Any]]:
     } | _volatile()
 
 
+# Not seeded: noise is what differs between any two responses, whatever the version.
+_RANDOM = random.SystemRandom()
+
+
+def _noisy() -> dict[str, Any]:
+    """The random fields of the noise endpoints: a timestamp, a hex token, a UUID, an integer
+    and a float, all drawn afresh for every response."""
+    return _volatile() | {
+        "request_uuid": str(uuid.uuid4()),
+        "sample": _RANDOM.randint(0, 1_000_000),
+        "jitter": round(_RANDOM.random(), 6),
+    }
+
+
+def _metrics(mid: int, version: str) -> dict[str, Any]:
+    moved = version == "v2" and mid % REGION_MOVED_EVERY == 3
+    cut = version == "v2" and mid % QUOTA_CUT_EVERY == 0
+    return {
+        "id": mid,
+        "region": "eu-central-1" if moved else "eu-west-1",
+        "quota": 50 if cut else 100,
+        "window_s": 60,
+    } | _noisy()
+
+
+def _quote(qid: int, version: str) -> dict[str, Any]:
+    score = round(_RANDOM.gauss(SCORE_MEAN[version], SCORE_SD), 2)
+    return {"id": qid, "symbol": f"Q{qid % 50:03d}", "score": score} | _noisy()
+
+
+def _price(pid: int, version: str) -> dict[str, Any]:
+    cents = pid * 7919 % 100_000 + 100
+    amount: int | float = cents if version == "v1" else cents / 100
+    return {"id": pid, "sku": SKUS[pid % len(SKUS)], "amount": amount} | _noisy()
+
+
 def _report(version: str) -> bytes:
     rows = [
         {"day": f"2024-03-{d:02d}", "requests": 1000 + d * 37, "errors": d % 4, "p99_ms": 40 + d}
@@ -495,11 +629,20 @@ def respond(version: str, request: Request) -> Response:
             response = Response(200, LOGOS[version], "image/png")
         elif template == "/api/cart":
             response = _json(*_cart(request.body or b"", version))
+        elif template in NOISE_ENDPOINTS:
+            number = int(params["id"]) if params["id"].isdigit() else 0
+            make = {
+                "/api/metrics/{id}": _metrics,
+                "/api/quotes/{id}": _quote,
+                "/api/prices/{id}": _price,
+            }[template]
+            response = _json(200, make(number, version))
+            response.headers.append((NOISE_HEADER, secrets.token_hex(8)))
         else:  # /api/report
             response = Response(
                 200, _report(version), headers=[("content-encoding", "gzip")], chunks=3
             )
-    if version == "v2" and request.path != "/api/health":
+    if version == "v2" and _versioned(request):
         response.headers.append((API_VERSION_HEADER, "2"))
     return response
 

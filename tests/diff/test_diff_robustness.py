@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import re
 from typing import Any
 
 import brotli
@@ -106,8 +107,10 @@ def json_equal(a: Any, b: Any) -> bool:
 
 
 def element_key(value: Any) -> bytes:
-    """Elements that are the same JSON value (``1`` and ``1.0``) share a key."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).replace(b".0", b"")
+    """Elements that are the same JSON value (``1``, ``1.0`` and ``-0.0`` for ``0``) share a
+    key."""
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).replace(b".0", b"")
+    return re.sub(rb"(?<![0-9.eE])-0(?![0-9.eE])", b"0", text)
 
 
 def as_message(value: Any) -> Message:

@@ -162,7 +162,7 @@ def test_shows_the_evidence(from_notebooks_folder: tuple[nbformat.NotebookNode, 
     # Noise: what, and why.
     noise = text(notebook, "noise-reasons")
     assert "rule: ignore $.served_at" in noise and "x-request-id" in noise
-    assert "no secondary side" in text(notebook, "noise-verdicts")
+    assert "Verdicts:" in text(notebook, "noise-verdicts")
     # Latency: the planted slowdown, with its interval, and the plots.
     assert "GET /api/search" in text(notebook, "latency-stats")
     for plot in ("outcomes-plot", "latency-cdf", "latency-deltas"):

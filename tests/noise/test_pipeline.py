@@ -1,0 +1,150 @@
+"""The noise stage in whole runs on the benchmark's generated corpus (known truth, no rules
+file): the ``diverged`` outcome meets the targets in both modes, ``shadowdiff noise`` prints the
+verdicts and thresholds, and its suggested rules are a rules file that loses no real pair."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import shadowdiff
+from benchmarks import noise as corpus
+from shadowdiff.cli import main
+from shadowdiff.diff.rules import Rules
+
+REQUESTS = 3000
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, corpus.Truth]:
+    root = tmp_path_factory.mktemp("corpus")
+    return root, corpus.generate(root, REQUESTS, seed=11)
+
+
+@pytest.fixture(scope="module")
+def runs(
+    generated: tuple[Path, corpus.Truth], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    root, _ = generated
+    out = tmp_path_factory.mktemp("runs")
+    found = {}
+    for name, secondary in (("with", True), ("without", False)):
+        corpus.run(root, out / name, secondary)
+        found[name] = out / name
+    return found
+
+
+@pytest.mark.parametrize(("mode", "precision"), [("with", 0.99), ("without", 0.95)])
+def test_diverged_outcome_meets_the_targets(
+    generated: tuple[Path, corpus.Truth], runs: dict[str, Path], mode: str, precision: float
+) -> None:
+    _, truth = generated
+    score = corpus.score(runs[mode], truth)
+    assert score.recall == 1.0, score.false_negatives
+    assert score.precision >= precision, score.false_positives
+
+
+def test_every_planted_real_pattern_is_real_with_a_secondary(runs: dict[str, Path]) -> None:
+    con = shadowdiff.open(runs["with"])
+    verdicts = {
+        (endpoint, pattern): verdict
+        for endpoint, pattern, verdict in con.sql(
+            "SELECT endpoint, pattern, verdict FROM noise"
+        ).fetchall()
+    }
+    for endpoint, pattern in [
+        ("GET /api/feed/{id}", "$.limit"),
+        ("GET /api/items/{id}", "$.category"),
+        ("GET /api/items/{id}", "x-cache"),
+        ("GET /api/prices/{id}", "$.price"),
+        ("GET /api/scores/{id}", "$.score"),
+    ]:
+        assert verdicts[(endpoint, pattern)] == "real", (endpoint, pattern)
+    for pattern in ("$.served_at", "$.trace_id", "$.request_uuid", "$.sample", "$.jitter"):
+        assert verdicts[("GET /api/feed/{id}", pattern)] == "noise", pattern
+    assert verdicts[("GET /api/status/{id}", "$.generated")] == "noise"  # skewed clocks
+
+
+def test_without_a_secondary_the_reasons_name_the_kind_of_value(runs: dict[str, Path]) -> None:
+    con = shadowdiff.open(runs["without"])
+    reasons = dict(
+        con.sql(
+            "SELECT pattern, any_value(noise_reason) FROM diffs "
+            "WHERE noise AND endpoint = 'GET /api/status/{id}' GROUP BY 1"
+        ).fetchall()
+    )
+    assert reasons["$.ts_ms"] == "volatile: epoch timestamps"
+    assert reasons["$.generated"] == "volatile: timestamps"
+    assert reasons["$.session"] == "volatile: random tokens"
+    assert reasons["$.took_ms"] == "volatile: random numbers"
+
+
+def test_noise_command_prints_verdicts_evidence_and_thresholds(runs: dict[str, Path]) -> None:
+    done = CliRunner().invoke(main, ["noise", str(runs["with"])])
+    assert done.exit_code == 0, done.output
+    assert "Noise verdicts against the secondary" in done.output
+    assert "GET /api/scores/{id}" in done.output and "not the secondary's" in done.output
+    assert "insufficient data" in done.output  # GET /api/admin/{id}: a handful of requests
+    assert "alpha = 0.01" in done.output and "min_pairs = 20" in done.output
+    without = CliRunner().invoke(main, ["noise", str(runs["without"])])
+    assert "from the values (no secondary)" in without.output
+
+
+def test_suggested_rules_ignore_only_noise_and_lose_no_real_pair(
+    generated: tuple[Path, corpus.Truth], runs: dict[str, Path], tmp_path: Path
+) -> None:
+    done = CliRunner().invoke(main, ["noise", str(runs["without"]), "--suggest-rules"])
+    assert done.exit_code == 0, done.output
+    parsed = tomllib.loads(done.output)
+    Rules.from_mapping(parsed)  # a valid rules file
+    body = parsed["ignore"]["body"]
+    assert {"$.served_at", "$.trace_id", "$.ts_ms", "$.session"} <= set(body)
+    assert not {"$.limit", "$.category", "$.price", "$.score"} & set(body)
+    assert "x-request-nonce" in parsed["ignore"]["headers"]
+    assert "content-length" not in parsed["ignore"]["headers"]
+    rules = tmp_path / "rules.toml"
+    rules.write_text(done.output)
+    root, _ = generated
+    again = tmp_path / "again"
+    shadowdiff.run(
+        primary=[str(root / "primary.json")],
+        mirror=[str(root / "mirror.json")],
+        source="envoy-tap",
+        rules=rules,
+        out=again,
+    )
+    before = dict(
+        shadowdiff.open(runs["without"]).sql("SELECT request_id, outcome FROM pairs").fetchall()
+    )
+    after = dict(shadowdiff.open(again).sql("SELECT request_id, outcome FROM pairs").fetchall())
+    diverged_before = {k for k, v in before.items() if v == "diverged"}
+    diverged_after = {k for k, v in after.items() if v == "diverged"}
+    _, truth = generated
+    assert truth.real <= diverged_after <= diverged_before
+    # What the rules settle beyond the verdicts: the pairs of too small an endpoint.
+    assert {truth.endpoints[k] for k in diverged_before - diverged_after} <= {"/api/admin/{id}"}
+    reasons = {
+        r
+        for (r,) in shadowdiff.open(again)
+        .sql("SELECT DISTINCT noise_reason FROM diffs WHERE noise")
+        .fetchall()
+    }
+    assert "rule: ignore $.served_at" in reasons
+
+
+def test_a_secondary_with_far_fewer_records_says_insufficient_data(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    corpus.generate(root, 1500, seed=5, secondary_share=0.01)
+    out = tmp_path / "run"
+    corpus.run(root, out, secondary=True)
+    summary = shadowdiff.api.noise(out)
+    assert summary.secondary
+    assert {r.verdict for r in summary.rows if not r.by_rule} == {"insufficient data"}
+    evidence = " ".join(r.evidence for r in summary.rows)
+    assert "a verdict needs ≥ 20 (min_pairs)" in evidence
+    assert "the secondary answered only" in evidence
+    text = " ".join(summary.text().split())  # unwrapped
+    assert "min_pairs = 20: pairs an endpoint needs" in text
