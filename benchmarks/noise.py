@@ -36,8 +36,6 @@ import argparse
 import base64
 import json
 import math
-import os
-import platform
 import random
 import shutil
 import sys
@@ -52,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.record import machine  # noqa: E402
 
 SIDES = {"primary": "v1", "mirror": "v2", "secondary": "v1"}
 # Per-instance clock skew (seconds): the HTTP date of /api/status/{id} crosses a second
@@ -339,21 +339,6 @@ def run(corpus: Path, out: Path, secondary: bool) -> tuple[dict[str, Any], float
         out=out,
     )
     return result.manifest, time.perf_counter() - start
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}"
-    )
 
 
 def verdict_counts(run_dir: Path) -> dict[str, int]:
