@@ -504,7 +504,25 @@ class Envoy:
 # --- the lab -------------------------------------------------------------------------------
 
 
-class Lab:
+class _BySide:
+    """``.primary``, ``.mirror``, ``.secondary``: a lab's outputs by side."""
+
+    sides: dict[str, SideOutput]
+
+    @property
+    def primary(self) -> SideOutput:
+        return self.sides["primary"]
+
+    @property
+    def mirror(self) -> SideOutput:
+        return self.sides["mirror"]
+
+    @property
+    def secondary(self) -> SideOutput:
+        return self.sides["secondary"]
+
+
+class Lab(_BySide):
     """Backends, sidecars and the edge, started on entry and all stopped on exit.
 
     Output under ``workdir`` (the same layout as ``sample_data/envoy``)::
@@ -544,18 +562,6 @@ class Lab:
     @property
     def ingress_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ingress_port}"
-
-    @property
-    def primary(self) -> SideOutput:
-        return self.sides["primary"]
-
-    @property
-    def mirror(self) -> SideOutput:
-        return self.sides["mirror"]
-
-    @property
-    def secondary(self) -> SideOutput:
-        return self.sides["secondary"]
 
     @property
     def output_dir(self) -> Path:
@@ -679,7 +685,7 @@ class Lab:
 
 
 @dataclass(frozen=True)
-class Finished:
+class Finished(_BySide):
     """A lab run that is over: every process stopped, every file complete."""
 
     workdir: Path
@@ -693,18 +699,6 @@ class Finished:
     @property
     def output_dir(self) -> Path:
         return self.workdir / "envoy"
-
-    @property
-    def primary(self) -> SideOutput:
-        return self.sides["primary"]
-
-    @property
-    def mirror(self) -> SideOutput:
-        return self.sides["mirror"]
-
-    @property
-    def secondary(self) -> SideOutput:
-        return self.sides["secondary"]
 
 
 def run(
