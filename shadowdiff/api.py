@@ -105,12 +105,6 @@ def run_pipeline(pipeline: str | Path, **overrides: Any) -> PipelineResult:
     result = run(pipeline, **overrides)
     config = result.config
     section = config.extra.get("report", {})
-    unknown = set(section) - {"enabled", "baseline"}
-    if unknown:
-        raise ConfigError(
-            f"{pipeline}: unknown setting {sorted(unknown)[0]!r} in [report]. "
-            "Known: enabled, baseline."
-        )
     written = None
     notes: list[str] = []
     if section.get("enabled", True):

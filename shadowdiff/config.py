@@ -40,10 +40,12 @@ SECTIONS = {
     "normalize": None,
     "order": None,
     "limits": None,
-    "check": None,
-    "report": None,
+    "check": None,  # shadowdiff.check checks it
+    "report": ("enabled", "baseline"),
     "noise": None,
 }
+# Sections kept as given in Config.extra, for the stages after the run (report, check, …).
+LATER_SECTIONS = ("ignore", "tolerance", "normalize", "order", "limits", "check", "report", "noise")
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def from_mapping(
         ),
         redact_body=strings(redact.get("body", []), "[redact] body", origin),
         out=out,
-        extra={k: v for k, v in data.items() if SECTIONS.get(k, ()) is None},
+        extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
         rules=_rules(data, origin),
         origin=origin,
     )

@@ -269,24 +269,10 @@ def test_unknown_settings_in_the_check_section_are_refused_with_a_suggestion() -
         check.thresholds({"max_latency_ratio": 1.5}, "job.toml")
 
 
-def test_check_on_the_sample_data(tmp_path: Path) -> None:
+def test_check_on_the_sample_data(sample_text_run: Path) -> None:
     """The bundled window: 8 of 55 orders pairs answer 500 on the mirror, and search is ~26 ms
     slower on the mirror at p50."""
-    out = tmp_path / "sample"
-    ran = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--primary",
-            str(ROOT / "sample_data/envoy/primary/istio_text.log"),
-            "--mirror",
-            str(ROOT / "sample_data/envoy/mirror/istio_text.log"),
-            "--out",
-            str(out),
-            "-q",
-        ],
-    )
-    assert ran.exit_code == 0, ran.output
+    out = sample_text_run
     result = invoke(
         str(out), "--max-endpoint-divergence-rate", "*=0.1", "--max-latency-ratio", "p50=2"
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,22 +229,9 @@ def test_an_empty_run_still_reports(make_run: Callable[..., Path]) -> None:
     assert "No endpoint diverged." in written.markdown.read_text(encoding="utf-8")
 
 
-def test_report_on_the_sample_data(tmp_path: Path) -> None:
+def test_report_on_the_sample_data(sample_text_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "sample"
-    ran = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--primary",
-            str(ROOT / "sample_data/envoy/primary/istio_text.log"),
-            "--mirror",
-            str(ROOT / "sample_data/envoy/mirror/istio_text.log"),
-            "--out",
-            str(out),
-            "-q",
-        ],
-    )
-    assert ran.exit_code == 0, ran.output
+    shutil.copytree(sample_text_run, out)  # the report is written into the run directory
     result = CliRunner().invoke(main, ["report", str(out)])
     assert result.exit_code == 0, result.output
     document = json.loads((out / "report.json").read_text(encoding="utf-8"))
