@@ -89,6 +89,22 @@ def test_conservation_holds_with_bad_lines_mixed_in(tmp_path: Path) -> None:
     assert outcomes == {"match": 16, "diverged": 1, "primary_only": 2}
 
 
+def test_manifest_counts_every_outcome_in_order(tmp_path: Path) -> None:
+    primary, mirror = write_corpus(tmp_path)
+    result = shadowdiff.run(
+        primary=[str(x) for x in primary], mirror=[str(x) for x in mirror], out=tmp_path / "out"
+    )
+    outcomes = result.manifest["outcomes"]
+    assert list(outcomes.items()) == [
+        ("match", 16),
+        ("noise_only", 0),
+        ("diverged", 1),
+        ("primary_only", 2),
+        ("mirror_only", 0),
+    ]
+    assert result.manifest["pairs"] == sum(outcomes.values())
+
+
 def test_missing_input_is_exit_2_naming_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["run", "--primary", str(tmp_path / "nope.log"), "--mirror", str(tmp_path)]

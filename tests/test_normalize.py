@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from shadowdiff import normalize as normalize_module
 from shadowdiff.config import Config, SideRules
 from shadowdiff.errors import ConfigError
 from shadowdiff.normalize import REDACTED, normalize
@@ -118,3 +119,37 @@ def test_secret_headers_are_redacted_and_others_kept() -> None:
 def test_extra_columns_survive() -> None:
     result = normalize(ttable([texchange(route_name="r1")]), Config())
     assert result.exchanges.column("route_name").to_pylist() == ["r1"]
+
+
+@pytest.mark.parametrize("share", [0.0, float("inf")], ids=["per-row", "per-distinct-request"])
+def test_endpoints_of_repeated_paths_keep_row_order(
+    share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways to compute endpoints (over every row, or once per distinct method and path and
+    taken back by index) give every row its own endpoint, in row order."""
+    monkeypatch.setattr(normalize_module, "DISTINCT_PATHS_SHARE", share)
+    requests = [
+        ("GET", "/api/users/12"),
+        ("post", "/api/users/12"),
+        (None, "/api/users/12"),
+        ("GET", "/orders/abc/items/9?x=1"),
+        ("DELETE", "/orders/abc/items/9"),
+        ("GET", None),
+        ("PUT", "/files/a.pdf"),
+        ("GET", "/s/aZ3kQ9xLm2Pq8RtV5wYb/view"),
+    ]
+    order = [requests[(i * 5) % len(requests)] for i in range(40)]  # each 5 times, interleaved
+    rows = [texchange(request_id=f"r{i}", method=m, path=p) for i, (m, p) in enumerate(order)]
+    config = Config(endpoint_templates=("GET /orders/{order}/items/{item}", "/files/{name}"))
+    got = normalize(ttable(rows), config).exchanges.column("endpoint").to_pylist()
+    expected = {
+        ("GET", "/api/users/12"): "GET /api/users/{id}",
+        ("post", "/api/users/12"): "POST /api/users/{id}",
+        (None, "/api/users/12"): "/api/users/{id}",
+        ("GET", "/orders/abc/items/9?x=1"): "GET /orders/{order}/items/{item}",
+        ("DELETE", "/orders/abc/items/9"): "DELETE /orders/abc/items/{id}",
+        ("GET", None): None,
+        ("PUT", "/files/a.pdf"): "PUT /files/{name}",
+        ("GET", "/s/aZ3kQ9xLm2Pq8RtV5wYb/view"): "GET /s/{id}/view",
+    }
+    assert got == [expected[(row["method"], row["path"])] for row in rows]

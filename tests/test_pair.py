@@ -82,3 +82,42 @@ def test_secondary_pairs_against_primary() -> None:
 def test_missing_status_on_one_side_is_a_status_difference() -> None:
     _, pairs = run_pairing(tpair("a", status=None))
     assert pairs["a"]["outcome"] == "diverged"
+
+
+def test_duplicates_on_one_side_keep_the_id_out_on_every_side() -> None:
+    rows = [
+        *tpair("dup-mirror"),
+        texchange(request_id="dup-mirror", side="mirror", location="test.log:7"),
+        *tpair("dup-secondary"),
+        texchange(request_id="dup-secondary", side="secondary"),
+        texchange(request_id="dup-secondary", side="secondary", location="test.log:8"),
+        *tpair("ok"),
+        texchange(request_id="ok", side="secondary"),
+        texchange(request_id="only-primary"),
+        texchange(request_id="only-mirror", side="mirror", path="/api/users/2", status=404),
+        texchange(request_id="only-secondary", side="secondary"),
+    ]
+    con = duckdb.connect()
+    con.register("exchanges", ttable(rows))
+    counts = pair(con)
+    assert counts["primary"] == SideCounts(records=4, paired=1, orphaned=1, duplicates=2)
+    assert counts["mirror"] == SideCounts(records=5, paired=1, orphaned=1, duplicates=3)
+    assert counts["secondary"] == SideCounts(records=4, paired=1, orphaned=1, duplicates=2)
+    base = con.sql(
+        "SELECT request_id, orphan, path, primary_status, mirror_status FROM pairs_base ORDER BY 1"
+    ).fetchall()
+    assert base == [
+        ("ok", None, "/api/users/1", 200, 200),
+        ("only-mirror", "mirror_only", "/api/users/2", None, 404),
+        ("only-primary", "primary_only", "/api/users/1", 200, None),
+    ]
+    unique = con.sql("SELECT DISTINCT request_id FROM unique_exchanges ORDER BY 1").fetchall()
+    assert unique == [("ok",), ("only-mirror",), ("only-primary",), ("only-secondary",)]
+
+
+def test_no_duplicates_and_no_secondary() -> None:
+    counts, pairs = run_pairing([*tpair("a"), *tpair("b"), texchange(request_id="c")])
+    assert counts["primary"] == SideCounts(records=3, paired=2, orphaned=1, duplicates=0)
+    assert counts["mirror"] == SideCounts(records=2, paired=2, orphaned=0, duplicates=0)
+    assert counts["secondary"] == SideCounts(records=0, paired=0, orphaned=0, duplicates=0)
+    assert pairs["c"]["outcome"] == "primary_only"
