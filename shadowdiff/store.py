@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,27 @@ from shadowdiff.errors import InputError
 
 MANIFEST = "manifest.json"
 METADATA_KEY = b"shadowdiff.schema_version"
+
+# Columns whose values are nearly all different (one per record): a dictionary only costs time
+# there, and most of them have min/max statistics that prune nothing. zstd at level 1 and these
+# two settings write a million exchanges 36% faster than pyarrow's defaults, in a smaller file
+# (measured on the benchmark's 1M JSON records: 0.80 s, 27.8 MB against 1.26 s, 30.7 MB).
+NO_DICTIONARY = frozenset(
+    {
+        "request_id",
+        "location",
+        "start_time",
+        "path",
+        "client_addr",
+        "request_body",
+        "response_body",
+        "primary_value",
+        "mirror_value",
+        "excerpt",
+    }
+)
+NO_STATISTICS = NO_DICTIONARY - {"start_time"}  # time ranges prune row groups
+ZSTD_LEVEL = 1
 
 
 def begin(out: Path) -> None:
@@ -34,7 +55,14 @@ def write_table(out: Path, name: str, table: pa.Table) -> Path:
     metadata[METADATA_KEY] = schema.SCHEMA_VERSION.encode()
     table = table.replace_schema_metadata(metadata)
     target = out / f"{name}.parquet"
-    _atomic(target, lambda path: pq.write_table(table, path, compression="zstd"))
+    columns = table.column_names
+    options = {
+        "compression": "zstd",
+        "compression_level": ZSTD_LEVEL,
+        "use_dictionary": [c for c in columns if c not in NO_DICTIONARY],
+        "write_statistics": [c for c in columns if c not in NO_STATISTICS],
+    }
+    _atomic(target, lambda path: pq.write_table(table, path, **options))
     return target
 
 
@@ -62,11 +90,12 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 
 def _atomic(target: Path, write: Any) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    # A fresh name the writer creates itself, so the file gets the usual permissions (the umask's),
+    # not mkstemp's owner-only ones: run directories are shared with notebooks and other users.
+    temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
-        write(temp)
+        write(str(temp))
         os.replace(temp, target)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,3 +62,31 @@ def test_begin_marks_the_directory_incomplete(tmp_path: Path) -> None:
     store.finish(tmp_path, {"version": "x"})
     store.begin(tmp_path)
     assert not (tmp_path / store.MANIFEST).exists()
+
+
+def test_outputs_get_the_umask_permissions_not_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store.begin(tmp_path)
+        table = store.write_table(tmp_path, "rejects", pa.table({"reason": ["x"]}))
+        manifest = store.finish(tmp_path, {"version": "x"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(table.stat().st_mode) == 0o644
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o644
+
+
+def test_high_cardinality_columns_are_written_without_dictionary(tmp_path: Path) -> None:
+    store.begin(tmp_path)
+    rows = [texchange(request_id=f"id-{n}", method="GET") for n in range(50)]
+    path = store.write_table(tmp_path, "exchanges", ttable(rows))
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    assert not any("DICTIONARY" in e for e in encodings["request_id"])
+    assert any("DICTIONARY" in e for e in encodings["method"])
+    statistics = row_group.column(list(encodings).index("request_id")).statistics
+    assert statistics is None or not statistics.has_min_max
+    assert pq.read_table(path).column("request_id").to_pylist() == [r["request_id"] for r in rows]

@@ -33,6 +33,8 @@ from shadowdiff.normalize import normalize
 from shadowdiff.pair import SideCounts, pair
 
 UNASSIGNED = "unassigned"
+# Threads for the work that runs beside the stages (hashing inputs, writing tables).
+BACKGROUND = 3
 
 
 @dataclass
@@ -151,8 +153,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     timings: dict[str, float] = {}
     started = datetime.now(UTC)
     inputs = _inputs(config)
-    # Background work that overlaps DuckDB's: hashing the inputs, writing the exchanges.
-    with ThreadPoolExecutor(max_workers=2) as background:
+    # Background work that overlaps DuckDB's: hashing the inputs, and writing each table as
+    # soon as it is ready (pyarrow's writer encodes on one core; DuckDB goes on with the other).
+    with ThreadPoolExecutor(max_workers=BACKGROUND) as background:
         hashes: list[Future[str]] = [background.submit(_sha256, i.path) for i in inputs]
         with _timed(timings, "collect"):
             collected, rejects, reports = _collect(inputs, config, say)
@@ -163,7 +166,11 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             if config.rules.redact_body:  # before anything is stored
                 exchanges = redact_table(exchanges, config.rules)
         store.begin(out)
-        written = background.submit(store.write_table, out, "exchanges", exchanges)
+        written = [background.submit(store.write_table, out, "exchanges", exchanges)]
+
+        def write(name: str, table: pa.Table) -> None:
+            written.append(background.submit(store.write_table, out, name, table))
+
         con = db.connect()
         try:
             con.register("exchanges_arrow", exchanges)
@@ -181,21 +188,19 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
                 with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
                     noise = detect_noise(con, exchanges, config.rules)
                 pairs = _table(finish_pairs(con))
-                diffs = _table(con.sql("SELECT * FROM diffs"))
-                latency_table = _table(latency(con))
+                write("pairs", pairs)
+                write("diffs", _table(con.sql("SELECT * FROM diffs")))
+                write("latency", _table(latency(con)))
         finally:
             con.close()
+        write("noise", noise)
+        write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
         with _timed(timings, "hash"):
             for report, digest in zip(reports, hashes, strict=True):
                 report.sha256 = digest.result()
-        with _timed(timings, "store_exchanges"):  # what is left of it after the rest
-            written.result()
-    with _timed(timings, "store"):
-        store.write_table(out, "pairs", pairs)
-        store.write_table(out, "diffs", diffs)
-        store.write_table(out, "latency", latency_table)
-        store.write_table(out, "noise", noise)
-        store.write_table(out, "rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
+        with _timed(timings, "store"):  # what is left of the writing after the rest
+            for table_written in written:
+                table_written.result()
     manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
     store.finish(out, manifest)
     return RunResult(out, manifest, config, timings)
