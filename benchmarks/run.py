@@ -10,7 +10,6 @@ import argparse
 import json
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -26,7 +26,7 @@ from benchmarks.generate import generate  # noqa: E402
 from benchmarks.record import machine, write_section  # noqa: E402
 
 
-def _bare_read_json(primary: str, mirror: str) -> None:
+def _bare_read_json(primary: str, mirror: str) -> dict[str, float]:
     import duckdb
 
     con = duckdb.connect()
@@ -35,23 +35,25 @@ def _bare_read_json(primary: str, mirror: str) -> None:
     ).arrow()
     table = result.read_all() if hasattr(result, "read_all") else result
     assert table.num_rows > 0
+    return {}
 
 
-def _shadowdiff(source: str) -> Callable[[str, str], None]:
-    def measure(primary: str, mirror: str) -> None:
+def _shadowdiff(source: str) -> Callable[[str, str], dict[str, float]]:
+    def measure(primary: str, mirror: str) -> dict[str, float]:
         import shadowdiff
 
         out = tempfile.mkdtemp(prefix="bench-out-")
         try:
             result = shadowdiff.run(primary=[primary], mirror=[mirror], source=source, out=out)
             assert result.manifest["pairs"] > 0
+            return dict(result.timings)
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
     return measure
 
 
-MEASURES: dict[str, Callable[[str, str], None]] = {
+MEASURES: dict[str, Callable[[str, str], dict[str, float]]] = {
     "duckdb-read-json": _bare_read_json,
     "shadowdiff-json": _shadowdiff("envoy-json"),
     "shadowdiff-text": _shadowdiff("envoy-text"),
@@ -60,13 +62,22 @@ MEASURES: dict[str, Callable[[str, str], None]] = {
 
 def _child(name: str, primary: str, mirror: str) -> None:
     start = time.perf_counter()
-    MEASURES[name](primary, mirror)
+    stages = MEASURES[name](primary, mirror)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "peak_mb": usage.ru_maxrss / 1024,
+                "stages": stages,
+            }
+        )
+    )
 
 
-def _measure(name: str, primary: Path, mirror: Path, repeat: int) -> dict[str, float]:
+def _measure(name: str, primary: Path, mirror: Path, repeat: int) -> dict[str, Any]:
     runs = []
     for _ in range(repeat):
         done = subprocess.run(
@@ -76,9 +87,13 @@ def _measure(name: str, primary: Path, mirror: Path, repeat: int) -> dict[str, f
             text=True,
         )
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     return {
-        "seconds": statistics.median(r["seconds"] for r in runs),
+        "seconds": median["seconds"],
+        "cpu": median["cpu"],
         "peak_mb": max(r["peak_mb"] for r in runs),
+        "stages": median["stages"],
+        "range": (min(r["seconds"] for r in runs), max(r["seconds"] for r in runs)),
     }
 
 
@@ -118,12 +133,20 @@ def main() -> None:
         ),
     ]
     table = [
-        "| measurement | wall time (median) | peak memory | result |",
-        "|---|---|---|---|",
+        "| measurement | wall time (median) | range | CPU time | peak memory | result |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {label} | {r['seconds']:.2f} s | {r['peak_mb']:.0f} MB | {note} |"
+            f"| {label} | {r['seconds']:.2f} s | {r['range'][0]:.2f}–{r['range'][1]:.2f} s | "
+            f"{r['cpu']:.1f} s | {r['peak_mb']:.0f} MB | {note} |"
             for label, r, note in rows
         ),
+    ]
+    stages = [
+        f"- Stages of the median `{kind}` run (s, from the manifest's `timings_s`; `store` is "
+        "what was left of the background Parquet writing after the last stage; `noise` is "
+        "part of `diff`): "
+        + ", ".join(f"{stage} {value:.2f}" for stage, value in r["stages"].items())
+        for kind, r in (("JSON", ours_json), ("text", ours_text))
     ]
     section = "\n".join(
         [
@@ -138,6 +161,10 @@ def main() -> None:
             f"{datetime.now(UTC):%Y-%m-%d}",
             "",
             *table,
+            "",
+            *stages,
+            "- CPU time is user + system time of the whole process, on 2 cores: the runs are "
+            "CPU-bound, so it is the steadier figure when other work shares the machine.",
             "",
         ]
     )
