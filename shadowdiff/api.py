@@ -20,6 +20,8 @@ from shadowdiff.engine.local import Progress, RunResult
 from shadowdiff.engine.local import run as run_locally
 from shadowdiff.errors import ConfigError
 from shadowdiff.noise.summary import Summary as NoiseSummary
+from shadowdiff.noise.thresholds import DEFAULT as DEFAULT_THRESHOLDS
+from shadowdiff.noise.thresholds import Thresholds
 
 
 def load_config(
@@ -217,4 +219,6 @@ def noise(run_dir: str | Path) -> NoiseSummary:
     except duckdb.Error as e:
         raise ConfigError(f"{directory}: no noise table ({str(e).splitlines()[0]}).") from e
     table = result.read_all() if hasattr(result, "read_all") else result
-    return NoiseSummary.from_table(table, secondary)
+    used = manifest.get("config", {}).get("noise")  # absent from runs made before [noise]
+    thresholds = Thresholds.from_mapping(used, str(directory)) if used else DEFAULT_THRESHOLDS
+    return NoiseSummary.from_table(table, secondary, thresholds)

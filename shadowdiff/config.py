@@ -18,6 +18,7 @@ from shadowdiff.errors import ConfigError
 
 if TYPE_CHECKING:
     from shadowdiff.diff.rules import Rules
+    from shadowdiff.noise.thresholds import Thresholds
 
 DEFAULT_REDACT_HEADERS = (
     "authorization",
@@ -42,10 +43,10 @@ SECTIONS = {
     "limits": None,
     "check": None,  # shadowdiff.check checks it
     "report": ("enabled", "baseline"),
-    "noise": None,
+    "noise": None,  # shadowdiff.noise.thresholds checks it
 }
 # Sections kept as given in Config.extra, for the stages after the run (report, check, …).
-LATER_SECTIONS = ("ignore", "tolerance", "normalize", "order", "limits", "check", "report", "noise")
+LATER_SECTIONS = ("ignore", "tolerance", "normalize", "order", "limits", "check", "report")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Config:
     out: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
     rules: Rules = field(default_factory=lambda: _rules({}, "<defaults>"))
+    noise: Thresholds = field(default_factory=lambda: _thresholds({}, "<defaults>"))
     origin: str | None = None  # the TOML file this came from, for messages
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -107,6 +109,7 @@ class Config:
             "redact_headers": list(self.redact_headers),
             "redact_body": list(self.redact_body),
             "out": self.out,
+            "noise": self.noise.as_dict(),
             "extra": dict(self.extra),
             "origin": self.origin,
         }
@@ -168,6 +171,7 @@ def from_mapping(
         out=out,
         extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
         rules=_rules(data, origin),
+        noise=_thresholds(data.get("noise", {}), origin),
         origin=origin,
     )
 
@@ -179,6 +183,14 @@ def _rules(data: Mapping[str, Any], origin: str) -> Rules:
     from shadowdiff.diff.rules import Rules  # the rules module reads this one's constants
 
     return Rules.from_mapping({k: v for k, v in data.items() if k in RULE_SECTIONS}, origin)
+
+
+def _thresholds(data: Any, origin: str) -> Thresholds:
+    from shadowdiff.noise.thresholds import Thresholds  # the noise package imports the rules
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: [noise] must be a table of thresholds, e.g. min_pairs = 50.")
+    return Thresholds.from_mapping(data, origin)
 
 
 def relative_to(base: Path | None, path: str) -> str:

@@ -76,3 +76,37 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "p.toml", "[inputs]\nsource = 'envoy-text'\n")
     config = api.load_config(path).with_overrides(source="envoy-json", primary=())
     assert config.source == "envoy-json"
+
+
+def test_noise_section_sets_the_thresholds(tmp_path: Path) -> None:
+    config = load(write(tmp_path, "p.toml", "[noise]\nmin_pairs = 50\nalpha = 0.05\n"))
+    assert config.noise.min_pairs == 50 and isinstance(config.noise.min_pairs, int)
+    assert config.noise.alpha == 0.05
+    assert config.noise.relative == 0.20  # the others keep their defaults
+    assert config.as_dict()["noise"]["min_pairs"] == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("min_pair = 5", r"unknown setting 'min_pair' in \[noise\]. Did you mean 'min_pairs'"),
+        ("alpha = 1.5", r"\[noise\] alpha = 1.5: must be a number between 0 and 1"),
+        ("min_pairs = 2.5", r"\[noise\] min_pairs = 2.5: must be a whole number of at least 1"),
+        (
+            "relative = 'high'",
+            r"\[noise\] relative = 'high': must be a number above 0 and at most 1",
+        ),
+        ("clock_tolerance_s = -1", r"\[noise\] clock_tolerance_s = -1: must be a number above 0"),
+    ],
+)
+def test_a_bad_noise_setting_is_named_with_what_it_may_be(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, "p.toml", f"[noise]\n{text}\n")
+    with pytest.raises(ConfigError, match=f"p.toml: {message}"):
+        load(path)
+
+
+def test_noise_must_be_a_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[noise\] must be a table"):
+        load(write(tmp_path, "p.toml", "noise = 3\n"))

@@ -186,7 +186,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
                     f"{status_diffs(con).sql_query()} UNION ALL SELECT * FROM message_diffs"
                 )
                 with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
-                    noise = detect_noise(con, exchanges, config.rules)
+                    noise = detect_noise(con, exchanges, config.rules, config.noise)
                 pairs = _table(finish_pairs(con))
                 write("pairs", pairs)
                 write("diffs", _table(con.sql("SELECT * FROM diffs")))

@@ -31,8 +31,10 @@ class Summary:
     thresholds: Thresholds = field(default=DEFAULT)
 
     @classmethod
-    def from_table(cls, table: pa.Table, secondary: bool) -> Summary:
-        return cls(tuple(NoiseRow(**row) for row in table.to_pylist()), secondary)
+    def from_table(
+        cls, table: pa.Table, secondary: bool, thresholds: Thresholds = DEFAULT
+    ) -> Summary:
+        return cls(tuple(NoiseRow(**row) for row in table.to_pylist()), secondary, thresholds)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -71,7 +73,7 @@ class Summary:
             out += textwrap.wrap(
                 row.evidence, WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6
             )
-        out += ["", "Thresholds (shadowdiff.noise.Thresholds):"]
+        out += ["", "Thresholds of this run (set them in a [noise] section):"]
         for line in self.thresholds.lines():
             out += textwrap.wrap(line, WIDTH, initial_indent="  ", subsequent_indent="      ")
         return "\n".join(out)

@@ -93,6 +93,27 @@ def test_noise_command_prints_verdicts_evidence_and_thresholds(runs: dict[str, P
     assert "from the values (no secondary)" in without.output
 
 
+def test_noise_thresholds_come_from_the_rules_file(
+    generated: tuple[Path, corpus.Truth], tmp_path: Path
+) -> None:
+    root, _ = generated
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[noise]\nmin_pairs = 100000\nalpha = 0.05\n")
+    result = shadowdiff.run(
+        primary=[str(root / "primary.json")],
+        mirror=[str(root / "mirror.json")],
+        secondary=[str(root / "secondary.json")],
+        source="envoy-tap",
+        rules=rules,
+        out=tmp_path / "run",
+    )
+    assert result.manifest["config"]["noise"]["min_pairs"] == 100000
+    verdicts = shadowdiff.open(tmp_path / "run").sql("SELECT DISTINCT verdict FROM noise")
+    assert verdicts.fetchall() == [("insufficient data",)]  # no endpoint has 100,000 pairs
+    done = CliRunner().invoke(main, ["noise", str(tmp_path / "run")])
+    assert "min_pairs = 100000" in done.output and "alpha = 0.05" in done.output
+
+
 def test_suggested_rules_ignore_only_noise_and_lose_no_real_pair(
     generated: tuple[Path, corpus.Truth], runs: dict[str, Path], tmp_path: Path
 ) -> None:
