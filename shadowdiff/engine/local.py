@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from shadowdiff.diff.engine import redact_table
 from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
+from shadowdiff.engine.digest import Digests
 from shadowdiff.errors import ConfigError, ConservationError
 from shadowdiff.latency import latency
 from shadowdiff.noise import detect as detect_noise
@@ -33,7 +33,7 @@ from shadowdiff.normalize import normalize
 from shadowdiff.pair import SideCounts, pair
 
 UNASSIGNED = "unassigned"
-# Threads for the work that runs beside the stages (hashing inputs, writing tables).
+# Threads writing tables beside the stages.
 BACKGROUND = 3
 
 
@@ -60,14 +60,6 @@ class RunResult:
 
 
 Progress = Callable[[str], None]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _inputs(config: Config) -> list[Input]:
@@ -153,10 +145,13 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     timings: dict[str, float] = {}
     started = datetime.now(UTC)
     inputs = _inputs(config)
-    # Background work that overlaps DuckDB's: hashing the inputs, and writing each table as
-    # soon as it is ready (pyarrow's writer encodes on one core; DuckDB goes on with the other).
-    with ThreadPoolExecutor(max_workers=BACKGROUND) as background:
-        hashes: list[Future[str]] = [background.submit(_sha256, i.path) for i in inputs]
+    # Background work that overlaps DuckDB's: writing each table as soon as it is ready
+    # (pyarrow's writer encodes on one core; DuckDB goes on with the other), and hashing the
+    # inputs on whatever the stages leave idle.
+    with (
+        ThreadPoolExecutor(max_workers=BACKGROUND) as background,
+        Digests([i.path for i in inputs]) as digests,
+    ):
         with _timed(timings, "collect"):
             collected, rejects, reports = _collect(inputs, config, say)
         with _timed(timings, "normalize"):
@@ -195,9 +190,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             con.close()
         write("noise", noise)
         write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
-        with _timed(timings, "hash"):
-            for report, digest in zip(reports, hashes, strict=True):
-                report.sha256 = digest.result()
+        with _timed(timings, "hash"):  # what is left of it after the stages
+            for index, report in enumerate(reports):
+                report.sha256 = digests.result(index)
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
                 table_written.result()
