@@ -30,10 +30,9 @@ def _bare_read_json(primary: str, mirror: str) -> dict[str, float]:
     import duckdb
 
     con = duckdb.connect()
-    result = con.sql(
+    table = con.sql(
         f"SELECT * FROM read_json(['{primary}', '{mirror}'], format='newline_delimited')"
-    ).arrow()
-    table = result.read_all() if hasattr(result, "read_all") else result
+    ).to_arrow_table()
     assert table.num_rows > 0
     return {}
 

@@ -215,10 +215,9 @@ def noise(run_dir: str | Path) -> NoiseSummary:
     secondary = manifest.get("conservation", {}).get("secondary", {}).get("read", 0) > 0
     con = query.open(directory)
     try:
-        result = con.sql("SELECT * FROM noise ORDER BY endpoint, pattern, kind").arrow()
+        table = con.sql("SELECT * FROM noise ORDER BY endpoint, pattern, kind").to_arrow_table()
     except duckdb.Error as e:
         raise ConfigError(f"{directory}: no noise table ({str(e).splitlines()[0]}).") from e
-    table = result.read_all() if hasattr(result, "read_all") else result
     used = manifest.get("config", {}).get("noise")  # absent from runs made before [noise]
     thresholds = Thresholds.from_mapping(used, str(directory)) if used else DEFAULT_THRESHOLDS
     return NoiseSummary.from_table(table, secondary, thresholds)

@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 
 from shadowdiff import db, schema
 from shadowdiff.config import Config
+from shadowdiff.diff.model import REDACTED
 from shadowdiff.errors import ConfigError
 
-REDACTED = "[redacted]"
 HEADER_COLUMNS = ("request_headers", "response_headers")
 _LOCATION_SUFFIX = re.compile(r"(:\d+|#\d+)$")  # file:line, file#document
 
@@ -92,8 +92,7 @@ def _holds(headers: pa.ChunkedArray, names: tuple[str, ...]) -> bool:
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
-    result = relation.arrow()
-    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    return relation.to_arrow_table()
 
 
 def _check_side_rules(con: duckdb.DuckDBPyConnection, config: Config) -> None:

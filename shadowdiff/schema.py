@@ -6,16 +6,12 @@ Bump ``SCHEMA_VERSION`` whenever a column is renamed, removed or changes type.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pyarrow as pa
 
 SCHEMA_VERSION = "1"
 
 SIDES = ("primary", "mirror", "secondary")
 OUTCOMES = ("match", "noise_only", "diverged", "primary_only", "mirror_only")
-DIFF_PARTS = ("status", "header", "body")
-DIFF_KINDS = ("changed", "added", "removed", "type_changed", "order", "binary")
 
 # A header list keeps order and repeated names: tap output and captures have both.
 HEADER = pa.struct([("name", pa.string()), ("value", pa.string())])
@@ -175,7 +171,3 @@ def conform(table: pa.Table, schema: pa.Schema = EXCHANGES) -> pa.Table:
 
 def empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
-
-
-def rows_to_table(rows: Iterable[dict[str, object]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=schema)

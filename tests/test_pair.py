@@ -20,8 +20,7 @@ def run_pairing(
     counts = pair(con)
     con.execute("CREATE TEMP TABLE diffs AS " + status_diffs(con).sql_query())
     con.execute("CREATE TEMP TABLE notes (request_id VARCHAR, note VARCHAR)")
-    result = finish_pairs(con).arrow()
-    pairs: pa.Table = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    pairs: pa.Table = finish_pairs(con).to_arrow_table()
     return counts, {r["request_id"]: r for r in pairs.to_pylist()}
 
 

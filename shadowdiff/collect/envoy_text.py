@@ -376,8 +376,7 @@ def _second_pass(fmt: Format, failed: pa.Table) -> pa.Table:
     con = db.connect()
     try:
         con.register("_failed", failed)
-        result = con.sql(query).arrow()
-        return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        return con.sql(query).to_arrow_table()
     finally:
         con.close()
 

@@ -143,8 +143,7 @@ def scan(source: Input, select: str) -> Lines:
     )
     con = db.connect()
     try:
-        result = con.sql(query).arrow()
-        table = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        table = con.sql(query).to_arrow_table()
         errors = con.sql(
             "SELECT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
         ).fetchall()

@@ -5,7 +5,6 @@ notes come back as the tables ``message_diffs`` and ``notes``."""
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
 
 from shadowdiff import schema
 from shadowdiff.diff.engine import NOTES, diff_table
@@ -41,8 +40,7 @@ def message_diffs(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     names = ", ".join("'" + n.replace("'", "''") + "'" for n in skipped) or "''"
     captured = con.sql(CAPTURED.format(skipped=names)).fetchall()[0][0]
     if captured:
-        result = con.sql(RESPONSES).arrow()
-        responses = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        responses = con.sql(RESPONSES).to_arrow_table()
         diffs, notes = diff_table(responses, rules)
     else:  # access logs: no headers or bodies to compare
         diffs, notes = schema.empty(schema.DIFFS), NOTES.empty_table()

@@ -202,8 +202,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
 
 
 def _table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
-    result = relation.arrow()
-    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    return relation.to_arrow_table()
 
 
 def _conservation(

@@ -122,8 +122,7 @@ def prepare(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, rules: Rules) -
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
-    result = relation.arrow()
-    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    return relation.to_arrow_table()
 
 
 def judge(con: duckdb.DuckDBPyConnection, t: Thresholds) -> list[Verdict]:

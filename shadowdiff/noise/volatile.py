@@ -171,7 +171,7 @@ def sample(
         f"d.{c} IS NOT DISTINCT FROM w.{c}" if c == "endpoint" else f"d.{c} = w.{c}"
         for c in GROUP_KEY
     )
-    result = con.sql(
+    rows = con.sql(
         f"""
         SELECT gid, {SAMPLE_COLUMNS} FROM (
             SELECT w.gid, d.request_id, d.path, d.primary_value, d.mirror_value AS other_value,
@@ -184,8 +184,7 @@ def sample(
             ) <= {int(size)})
         ORDER BY gid
         """
-    ).arrow()
-    rows = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    ).to_arrow_table()
     con.unregister("noise_wanted_arrow")
     found: dict[tuple[str | None, str, str, str], Sample] = {}
     gids = rows.column("gid").to_numpy()

@@ -52,8 +52,7 @@ def sample_of(
     con = duckdb.connect()
     con.execute(MACROS)
     con.register("values_arrow", table)
-    result = con.sql(f"SELECT {SAMPLE_COLUMNS} FROM values_arrow").arrow()
-    return Sample.from_arrow(result.read_all() if hasattr(result, "read_all") else result)
+    return Sample.from_arrow(con.sql(f"SELECT {SAMPLE_COLUMNS} FROM values_arrow").to_arrow_table())
 
 
 def rows(
