@@ -13,3 +13,8 @@ def connect() -> duckdb.DuckDBPyConnection:
     except duckdb.InvalidInputException:
         pass  # Jupyter without ipywidgets: DuckDB refuses, and draws no terminal bar there anyway
     return con
+
+
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal (single quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"

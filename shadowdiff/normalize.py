@@ -119,7 +119,7 @@ def _side_sql(config: Config) -> tuple[str, str]:
         )
         side = f"coalesce(side, CASE {by_rule} END)"
         names = ", ".join(s for s, _ in rules)
-        none = _quote(f"side unknown: matches none of the [sides] rules ({names})")
+        none = db.literal(f"side unknown: matches none of the [sides] rules ({names})")
         problem = (
             f"CASE WHEN ({count}) > 1 THEN 'side unknown: matches several [sides] rules' "
             f"ELSE {none} END"
@@ -135,10 +135,6 @@ def _side_sql(config: Config) -> tuple[str, str]:
         "give the file with --primary/--mirror or add [sides] rules'"
     )
     return side, problem
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # Column names of the intermediate steps of the normalize query (dropped at the end).
@@ -176,12 +172,12 @@ def _endpoint_sql(config: Config) -> str:
     cases = []
     for template in config.endpoint_templates:
         method, pattern, label = _template(template)
-        condition = f"regexp_full_match({BARE}, {_quote(pattern)})"
+        condition = f"regexp_full_match({BARE}, {db.literal(pattern)})"
         if method:
-            condition = f"upper(method) = {_quote(method)} AND {condition}"
-            cases.append(f"WHEN {condition} THEN {_quote(label)}")
+            condition = f"upper(method) = {db.literal(method)} AND {condition}"
+            cases.append(f"WHEN {condition} THEN {db.literal(label)}")
         else:
-            label_sql = f"coalesce(upper(method) || ' ', '') || {_quote(label)}"
+            label_sql = f"coalesce(upper(method) || ' ', '') || {db.literal(label)}"
             cases.append(f"WHEN {condition} THEN {label_sql}")
     automatic = f"coalesce(upper(method) || ' ', '') || {route}"
     return f"CASE WHEN path IS NULL THEN NULL {' '.join(cases)} ELSE {automatic} END"
@@ -211,7 +207,7 @@ def _template(template: str) -> tuple[str | None, str, str]:
 def _redact_sql(column: str, headers: tuple[str, ...]) -> str:
     if not headers:
         return column
-    names = ", ".join(_quote(h.lower()) for h in headers)
+    names = ", ".join(db.literal(h.lower()) for h in headers)
     return (
         f"list_transform({column}, lambda h: CASE WHEN lower(h.name) IN ({names}) "
         f"THEN {{'name': h.name, 'value': '{REDACTED}'}} ELSE h END)"
@@ -225,9 +221,10 @@ def _query(config: Config, redacted: list[str]) -> str:
     key = config.pairing_key
     columns = [f"{side} AS side"]
     columns += [f"{_redact_sql(c, config.redact_headers)} AS {c}" for c in redacted]
+    no_id = db.literal(f"no request id ({key})")
     problem = (
         f"CASE WHEN ({side}) IS NULL THEN {side_problem} "
-        f"WHEN request_id IS NULL OR request_id = '' THEN {_quote(f'no request id ({key})')} END"
+        f"WHEN request_id IS NULL OR request_id = '' THEN {no_id} END"
     )
     return f"SELECT {', '.join(columns)}, {problem} AS _problem FROM collected"
 

@@ -22,6 +22,6 @@ def open(run_dir: str | Path) -> duckdb.DuckDBPyConnection:  # noqa: A001 - the 
     for name in schema.TABLES:
         path = directory / f"{name}.parquet"
         if path.exists():
-            literal = str(path.resolve()).replace("'", "''")
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{literal}')")
+            source = db.literal(str(path.resolve()))
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
     return con

@@ -459,10 +459,6 @@ NUMERIC: dict[str, _Numeric] = {
 NULL_TEXT = "CAST(NULL AS VARCHAR)"
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _ident(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
@@ -483,9 +479,9 @@ class _Target:
     def key_name(self) -> str:
         """SQL naming the key a value came from, for the reject reason."""
         if len(self.keys) == 1:
-            return _quote(self.keys[0])
+            return db.literal(self.keys[0])
         cases = " ".join(
-            f"WHEN {sql} IS NOT NULL THEN {_quote(key)}"
+            f"WHEN {sql} IS NOT NULL THEN {db.literal(key)}"
             for key, sql in zip(self.keys, self.sources, strict=True)
         )
         return f"CASE {cases} END"
@@ -539,7 +535,7 @@ def _utc_time(value: str, time_format: str | None) -> str:
     )
     if time_format is None:
         return parsed
-    strptime = f"try_strptime({value}, {_quote(time_format)})"
+    strptime = f"try_strptime({value}, {db.literal(time_format)})"
     if "%z" in time_format or "%Z" in time_format:
         strptime = f"timezone('UTC', {strptime})"
     return f"coalesce({strptime}, {parsed})"
@@ -793,8 +789,8 @@ def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | Non
     """Read with ``read_json``; None when the file is not one clean object per line."""
     if not layout.fields:
         return None
-    path = _quote(str(source.path))
-    columns = ", ".join(f"{_quote(key)}: 'VARCHAR'" for key in layout.keys())
+    path = db.literal(str(source.path))
+    columns = ", ".join(f"{db.literal(key)}: 'VARCHAR'" for key in layout.keys())
     renamed = ", ".join(
         f"{_ident(key)} AS {layout.raw_name(i)}" for i, key in enumerate(layout.keys())
     )
@@ -858,12 +854,12 @@ def _split_bad_values(
 def _scan_select(layout: Layout) -> str:
     """The ``lines.scan`` SELECT of the exact path: one row per line, with its reason when it
     is not an access-log object and the typed columns when it is."""
-    diagnostic = " OR ".join(f"regexp_matches(line, {_quote(p)})" for p in DIAGNOSTIC_PATTERNS)
+    diagnostic = " OR ".join(f"regexp_matches(line, {db.literal(p)})" for p in DIAGNOSTIC_PATTERNS)
     # One parse per line: json_transform fails (try: NULL) on text that is not JSON. It gives
     # a struct of NULLs for any other JSON value, so an object is told by its "{". The checks
     # that name a problem run only on the lines that have one (CASE is lazy, AND is not).
     if layout.fields:
-        structure = _quote(orjson.dumps(dict.fromkeys(layout.keys(), "VARCHAR")).decode())
+        structure = db.literal(orjson.dumps(dict.fromkeys(layout.keys(), "VARCHAR")).decode())
         parsed = f"try(json_transform(line, {structure}))"
     else:
         parsed = "CASE WHEN try(json_type(line)) = 'OBJECT' THEN {'object': true} END"
@@ -876,7 +872,7 @@ def _scan_select(layout: Layout) -> str:
         f"WHEN {diagnostic} THEN '{REASON_DIAGNOSTIC}' ELSE '{REASON_NOT_JSON}' END"
     )
     values = "".join(
-        f", _s[{_quote(key)}] AS {layout.raw_name(i)}" for i, key in enumerate(layout.keys())
+        f", _s[{db.literal(key)}] AS {layout.raw_name(i)}" for i, key in enumerate(layout.keys())
     )
     relation = (
         f"(SELECT line, _blank, _object, _line_reason{values} "

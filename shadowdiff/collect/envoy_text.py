@@ -183,10 +183,6 @@ def _sample(source: Input) -> tuple[list[str], int]:
 # --- SQL -------------------------------------------------------------------------------------
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _first_pass(fmt: Format) -> str:
     """The ``lines.scan`` SELECT: cut lines by the split plan, or hand them all to the second
     pass when the format has none."""
@@ -235,12 +231,12 @@ def _split_fields(fmt: Format, plan: SplitPlan) -> str:
 
 def _piece_check(text: str, piece: Piece) -> str:
     if piece.field is None:
-        return f"{text} = {_lit(piece.prefix)}"
+        return f"{text} = {db.literal(piece.prefix)}"
     checks = []
     if piece.prefix:
-        checks.append(f"starts_with({text}, {_lit(piece.prefix)})")
+        checks.append(f"starts_with({text}, {db.literal(piece.prefix)})")
     if piece.suffix:
-        checks.append(f"ends_with({text}, {_lit(piece.suffix)})")
+        checks.append(f"ends_with({text}, {db.literal(piece.suffix)})")
     if piece.prefix and piece.suffix:
         fixed = len(piece.prefix.encode()) + len(piece.suffix.encode())
         checks.append(f"strlen({text}) >= {fixed}")
@@ -257,11 +253,11 @@ def _piece_value(text: str, piece: Piece) -> str:
 def _regex_fields(fmt: Format) -> str:
     """SELECT line_no, line, _diag, _match and the raw values f0… of the lines in ``_failed``,
     with the format's (lenient) regular expression."""
-    pattern = _lit(fmt.regex(lenient=True))
-    names = "[" + ", ".join(_lit(f.group) for f in fmt.fields) + "]"
+    pattern = db.literal(fmt.regex(lenient=True))
+    names = "[" + ", ".join(db.literal(f.group) for f in fmt.fields) + "]"
     matched = (
         "SELECT line_no, line, "
-        f"regexp_full_match(line, {_lit(DIAGNOSTIC_PATTERN)}) AS _diag, "
+        f"regexp_full_match(line, {db.literal(DIAGNOSTIC_PATTERN)}) AS _diag, "
         f"regexp_full_match(line, {pattern}) AS _match FROM _failed"
     )
     extracted = (
@@ -285,7 +281,7 @@ def _typed(fmt: Format, raw: str, keep: Sequence[str], reasons: bool = True) -> 
     bad = [(check, _bad_reason(f)) for f in fmt.fields if (check := _bad(f)) is not None]
     failed = " OR ".join(b for b, _ in bad) or "false"
     reason = " ".join(f"WHEN {b} THEN {r}" for b, r in bad)
-    why = f"CASE WHEN NOT _match THEN {_lit(_UNMATCHED)} {reason} END" if reasons else "NULL"
+    why = f"CASE WHEN NOT _match THEN {db.literal(_UNMATCHED)} {reason} END" if reasons else "NULL"
     columns = ", ".join(f'{expr} AS "{name}"' for name, expr in _columns(fmt))
     return (
         f"SELECT {kept}, _match AND NOT ({failed}) AS _ok, "
@@ -311,7 +307,7 @@ def _convert(field: Field) -> str | None:
             micros = f"CAST(round({seconds} * 1000000) AS BIGINT)"
             # make_timestamp fails (not NULL) out of range: keep to years 1653..2286.
             return f"CASE WHEN abs({seconds}) < 10000000000 THEN make_timestamp({micros}) END"
-        parsed = f"try_strptime({f}, {_lit(time.pattern or '')})"
+        parsed = f"try_strptime({f}, {db.literal(time.pattern or '')})"
         if "%z" in (time.pattern or "") or "%Z" in (time.pattern or ""):
             return f"make_timestamp(epoch_us({parsed}))"  # the instant, as UTC
         return f"CAST({parsed} AS TIMESTAMP)"
@@ -346,7 +342,7 @@ def _bad_reason(field: Field) -> str:
         what = f"{source} is not a time like {example}"
     else:
         what = f"{source} is not {'an integer' if field.kind != 'float64' else 'a number'}"
-    return f"{_lit(what + ': ')} || left({field.group}, 60)"
+    return f"{db.literal(what + ': ')} || left({field.group}, 60)"
 
 
 def _columns(fmt: Format) -> list[tuple[str, str]]:

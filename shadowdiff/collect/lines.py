@@ -130,13 +130,13 @@ def scan(source: Input, select: str) -> Lines:
     """
     kind = compression(_raw_magic(source))
     crlf = b"\r\n" in read_head(source)
-    path = str(source.path).replace("'", "''")
+    path = db.literal(str(source.path))
     # Cheap blank test first: trim() on every line costs a copy of the file.
     # (CASE, not AND: DuckDB evaluates both sides of an AND.)
     blank = "line IS NULL OR CASE WHEN ord(line) IN (9, 13, 32) THEN trim(line) = '' ELSE false END"
     query = (
         f"WITH lines AS (SELECT line, {blank} AS _blank "
-        f"FROM read_csv('{path}', {_csv_options(kind, crlf)})), parsed AS ({select}) "
+        f"FROM read_csv({path}, {_csv_options(kind, crlf)})), parsed AS ({select}) "
         # Keep the raw text only where it is evidence for a reject: copying every line is slow.
         "SELECT CASE WHEN _blank OR coalesce(_ok, false) THEN NULL ELSE line END AS line, "
         "* EXCLUDE (line) FROM parsed"

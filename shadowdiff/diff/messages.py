@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
-from shadowdiff import schema
+from shadowdiff import db, schema
 from shadowdiff.diff.engine import NOTES, diff_table
 from shadowdiff.diff.headers import ALWAYS_DIFFERENT
 from shadowdiff.diff.rules import Rules
@@ -37,7 +37,7 @@ WHERE b.orphan IS NULL
 def message_diffs(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
     """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note)."""
     skipped = sorted(ALWAYS_DIFFERENT) if rules.default_headers else []
-    names = ", ".join("'" + n.replace("'", "''") + "'" for n in skipped) or "''"
+    names = ", ".join(db.literal(n) for n in skipped) or "''"
     captured = con.sql(CAPTURED.format(skipped=names)).fetchall()[0][0]
     if captured:
         responses = con.sql(RESPONSES).to_arrow_table()

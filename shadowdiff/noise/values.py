@@ -44,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from shadowdiff import db
 from shadowdiff.noise.thresholds import Thresholds
 
 Opinion = Literal["same", "different", "unknown"]
@@ -643,8 +644,8 @@ def row_check_sql(regexes: Sequence[str], check: str = "c") -> str:
     p_num, m_num = "sd_number(d.primary_value)", "sd_number(d.mirror_value)"
     low, high = EPOCH_SECONDS
     shapes = " ".join(
-        f"WHEN {check}.regex = {_literal(r)} THEN regexp_full_match({p_text}, {_literal(r)}) "
-        f"AND regexp_full_match({m_text}, {_literal(r)})"
+        f"WHEN {check}.regex = {db.literal(r)} THEN regexp_full_match({p_text}, {db.literal(r)}) "
+        f"AND regexp_full_match({m_text}, {db.literal(r)})"
         for r in sorted(set(regexes))
     )
     return f"""CASE {check}.check_kind
@@ -658,10 +659,6 @@ def row_check_sql(regexes: Sequence[str], check: str = "c") -> str:
             AND {m_num} * {check}.unit_s BETWEEN {low} AND {high}
             AND abs({m_num} - {p_num}) * {check}.unit_s <= {check}.tolerance_s, false)
         ELSE true END"""
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # --- words --------------------------------------------------------------------------------------
