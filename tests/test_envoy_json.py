@@ -513,7 +513,7 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 def both_paths(path: Path, options: Options | None = None) -> tuple[pa.Table, pa.Table]:
     options = options or Options()
     source = Input(path)
-    kind = envoy_json._compression(source)
+    kind = lines.compression_of(source)
     log_format = envoy_json.parse_log_format(options.log_format)
     head = lines.read_head(source, envoy_json.SAMPLE_BYTES)
     keys = envoy_json._keys_of(envoy_json._sample_lines(source, kind, head))

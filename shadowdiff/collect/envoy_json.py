@@ -691,16 +691,6 @@ class _Result:
     blank: int
 
 
-def _compression(source: Input) -> str | None:
-    try:
-        with open(source.path, "rb") as f:
-            return lines.compression(f.read(4))
-    except OSError as e:
-        raise InputError(
-            f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
-        ) from e
-
-
 def _stream_lines(source: Input) -> Iterator[bytes]:
     """The decompressed lines of ``source`` (without their newline), in order."""
     with lines.open_input(source) as stream:
@@ -1027,7 +1017,7 @@ class EnvoyJsonCollector:
     def read(self, source: Input, options: Options) -> Iterator[Batch]:
         """Yield the exchanges and rejects of one JSON access log (plain, .gz or .zst)."""
         log_format = parse_log_format(options.log_format)
-        kind = _compression(source)
+        kind = lines.compression_of(source)
         head = lines.read_head(source, SAMPLE_BYTES)
         if not head:
             return

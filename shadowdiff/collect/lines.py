@@ -98,10 +98,12 @@ def _csv_options(kind: str | None, crlf: bool = False) -> str:
     )
 
 
-def _raw_magic(source: Input) -> bytes:
+def compression_of(source: Input) -> str | None:
+    """How ``source`` is compressed on disk (``gzip``, ``zstd``), or None. Raises
+    ``InputError`` when it cannot be opened."""
     try:
         with open(source.path, "rb") as f:
-            return f.read(4)
+            return compression(f.read(4))
     except OSError as e:
         raise InputError(
             f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
@@ -128,7 +130,7 @@ def scan(source: Input, select: str) -> Lines:
 
     Raises ``InputError`` when the file as a whole cannot be read.
     """
-    kind = compression(_raw_magic(source))
+    kind = compression_of(source)
     crlf = b"\r\n" in read_head(source)
     path = db.literal(str(source.path))
     # Cheap blank test first: trim() on every line costs a copy of the file.
