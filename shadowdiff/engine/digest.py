@@ -36,12 +36,11 @@ class _Digest:
         self.claimed = False  # the caller took over: the background thread leaves it
 
     def advance(self, stream: BinaryIO) -> bool:
-        """Hash the next chunk from ``stream`` (an open binary file). False when there is
-        nothing left to do here."""
+        """Hash the next chunk from ``stream`` (the background thread's own handle, read in
+        order from the start). False when there is nothing left to do here."""
         with self.lock:
             if self.done or self.claimed:
                 return False
-            stream.seek(self.offset)
             chunk = stream.read(CHUNK)
             if not chunk:
                 self.done = True
