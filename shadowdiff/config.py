@@ -6,45 +6,18 @@ Sections (DESIGN.md): ``[inputs]``, ``[pairing]``, ``[sides]``, ``[endpoints]``,
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from shadowdiff.diff.rules import RULE_SECTIONS, Rules
 from shadowdiff.errors import ConfigError
+from shadowdiff.noise.thresholds import Thresholds
+from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
 
-if TYPE_CHECKING:
-    from shadowdiff.diff.rules import Rules
-    from shadowdiff.noise.thresholds import Thresholds
-
-DEFAULT_REDACT_HEADERS = (
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "proxy-authorization",
-    "x-api-key",
-)
-
-SECTIONS = {
-    "inputs": ("primary", "mirror", "secondary", "input", "source", "log_format"),
-    "pairing": ("key",),
-    "sides": ("primary", "mirror", "secondary"),
-    "endpoints": ("templates", "auto"),
-    "redact": ("headers", "body"),
-    "output": ("dir",),
-    # Diff rules (shadowdiff.diff.rules checks their contents).
-    "ignore": None,
-    "tolerance": None,
-    "normalize": None,
-    "order": None,
-    "limits": None,
-    "check": None,  # shadowdiff.check checks it
-    "report": ("enabled", "baseline"),
-    "noise": None,  # shadowdiff.noise.thresholds checks it
-}
 # Sections kept as given in Config.extra, for the stages after the run (report, check, …).
 LATER_SECTIONS = ("ignore", "tolerance", "normalize", "order", "limits", "check", "report")
 
@@ -85,8 +58,8 @@ class Config:
     redact_body: tuple[str, ...] = ()
     out: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
-    rules: Rules = field(default_factory=lambda: _rules({}, "<defaults>"))
-    noise: Thresholds = field(default_factory=lambda: _thresholds({}, "<defaults>"))
+    rules: Rules = field(default_factory=Rules)
+    noise: Thresholds = field(default_factory=Thresholds)
     origin: str | None = None  # the TOML file this came from, for messages
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -147,6 +120,7 @@ def from_mapping(
     out = output.get("dir")
     if out is not None:
         out = relative_to(base, str(out))
+    rules = _rules(data, origin)
     return Config(
         primary=paths("primary"),
         mirror=paths("mirror"),
@@ -158,36 +132,21 @@ def from_mapping(
         sides=SideRules(**{k: str(v) for k, v in sides.items()}),
         endpoint_templates=strings(endpoints.get("templates", []), "[endpoints] templates", origin),
         auto_endpoints=bool(endpoints.get("auto", True)),
-        redact_headers=tuple(
-            dict.fromkeys(
-                DEFAULT_REDACT_HEADERS
-                + tuple(
-                    h.lower()
-                    for h in strings(redact.get("headers", []), "[redact] headers", origin)
-                )
-            )
-        ),
+        redact_headers=rules.redact_headers,  # the defaults and [redact] headers, lowercase
         redact_body=strings(redact.get("body", []), "[redact] body", origin),
         out=out,
         extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
-        rules=_rules(data, origin),
+        rules=rules,
         noise=_thresholds(data.get("noise", {}), origin),
         origin=origin,
     )
 
 
-RULE_SECTIONS = ("ignore", "normalize", "tolerance", "order", "redact", "limits")
-
-
 def _rules(data: Mapping[str, Any], origin: str) -> Rules:
-    from shadowdiff.diff.rules import Rules  # the rules module reads this one's constants
-
     return Rules.from_mapping({k: v for k, v in data.items() if k in RULE_SECTIONS}, origin)
 
 
 def _thresholds(data: Any, origin: str) -> Thresholds:
-    from shadowdiff.noise.thresholds import Thresholds  # the noise package imports the rules
-
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: [noise] must be a table of thresholds, e.g. min_pairs = 50.")
     return Thresholds.from_mapping(data, origin)
@@ -211,26 +170,3 @@ def _check_names(data: Mapping[str, Any], origin: str) -> None:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{origin}: [{section}] must be a table of settings.")
         check_keys(value, keys, f"[{section}]", origin)
-
-
-def check_keys(value: Mapping[str, Any], keys: Sequence[str], where: str, origin: str) -> None:
-    """Every key of ``value`` is one of ``keys``; else a ConfigError naming the closest one."""
-    for key in value:
-        if key not in keys:
-            raise ConfigError(
-                f"{origin}: unknown setting {key!r} in {where}.{suggest(key, keys)} "
-                f"Known: {', '.join(keys)}."
-            )
-
-
-def suggest(name: str, known: Sequence[str] | Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(f"{origin}: {where} must be a string or a list of strings.")

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from shadowdiff import api
-from shadowdiff.config import DEFAULT_REDACT_HEADERS, load
+from shadowdiff.config import load
 from shadowdiff.errors import ConfigError
+from shadowdiff.settings import DEFAULT_REDACT_HEADERS
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

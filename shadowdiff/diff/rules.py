@@ -53,9 +53,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shadowdiff.config import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
 from shadowdiff.diff.paths import PathError, Pattern, Segment, parse
 from shadowdiff.errors import ConfigError
+from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
 
 T = TypeVar("T")
 
@@ -163,14 +163,6 @@ class Rules:
                 (f"rule: order {p}" for p in self.order_ignore if p.matches(segments, False)),
                 None,
             ),
-        )
-
-    def redacts_body(self, segments: tuple[Segment, ...]) -> bool:
-        """Whether a redact rule covers the body place ``segments``."""
-        if not self.redact_body:
-            return False
-        return self._lookup(
-            ("redact", segments), lambda: any(p.matches(segments) for p in self.redact_body)
         )
 
     def tolerated(self, segments: tuple[Segment, ...], a: float, b: float) -> str | None:

@@ -7,7 +7,7 @@ cannot be ignored by a rule, and headers that follow the body (``content-length`
 compared once the body's noise is ignored, so neither is suggested. The block is valid TOML; each
 entry carries its evidence as a comment, and the patterns left out are listed with the reason.
 
->>> row = NoiseRow("GET /a", "$.ts", "changed", 50, None, 50, None, "noise", "timestamps")
+>>> row = NoiseRow("GET /a", "body", "$.ts", "changed", 50, None, 50, None, "noise", "timestamps")
 >>> print(ignore_block([row]).splitlines()[2:5])
 ['[ignore]', 'body = [', '    "$.ts",  # noise on GET /a (50 pairs)']
 """
@@ -17,34 +17,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from shadowdiff.noise.verdicts import FOLLOWS_BODY
-
-
-@dataclass(frozen=True)
-class NoiseRow:
-    """One row of the ``noise`` table."""
-
-    endpoint: str | None
-    pattern: str
-    kind: str
-    raw_count: int
-    baseline_count: int | None
-    total: int
-    p_value: float | None
-    verdict: str
-    evidence: str
-
-    @property
-    def part(self) -> str:
-        if self.pattern.startswith("$"):
-            return "body"
-        return "status" if self.pattern == "status" else "header"
-
-    @property
-    def by_rule(self) -> bool:
-        return self.evidence.startswith("rule:")
+from shadowdiff.noise.verdicts import NoiseRow, follows_body
 
 
 def ignore_block(rows: Sequence[NoiseRow]) -> str:
@@ -62,7 +36,7 @@ def ignore_block(rows: Sequence[NoiseRow]) -> str:
         if part == "status":
             left_out.append(f"status: noise on {_where(noise)}, but a rule cannot ignore it")
             continue
-        if part == "header" and pattern in FOLLOWS_BODY:
+        if follows_body(part, pattern):
             continue  # no longer compared once the body's noise is ignored
         real = [r for r in found if r.verdict == "real"]
         if real:

@@ -34,7 +34,8 @@ class Summary:
     def from_table(
         cls, table: pa.Table, secondary: bool, thresholds: Thresholds = DEFAULT
     ) -> Summary:
-        return cls(tuple(NoiseRow(**row) for row in table.to_pylist()), secondary, thresholds)
+        rows = tuple(NoiseRow.from_record(r) for r in table.to_pylist())
+        return cls(rows, secondary, thresholds)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from shadowdiff.errors import ConfigError
+from shadowdiff.settings import check_keys
 
 # What values a threshold may take: a probability or share in (0, 1) or (0, 1], a count of at
 # least 1, or a positive number.
@@ -99,8 +100,6 @@ class Thresholds:
     def from_mapping(cls, data: Mapping[str, Any], origin: str) -> Thresholds:
         """The defaults with the ``[noise]`` settings of ``origin`` applied. Raises
         ``ConfigError`` naming the setting for an unknown name or a value out of range."""
-        from shadowdiff.config import check_keys
-
         known = {f.name: f for f in fields(cls)}
         check_keys(data, list(known), "[noise]", origin)
         changes: dict[str, Any] = {}

@@ -1,8 +1,9 @@
 """Verdicts per endpoint × pattern × kind, and how they reach the ``diffs`` rows.
 
-A :class:`Verdict` is one row of the ``noise`` table plus what the rows need: the
-``noise_reason`` they get and the per-row check (:class:`~shadowdiff.noise.values.RowCheck`) a row
-must pass to be noise. :func:`apply` writes them into the DuckDB table ``diffs``:
+A :class:`Verdict` is a :class:`NoiseRow` (one row of the ``noise`` table) plus what the rows
+need: the ``noise_reason`` they get and the per-row check
+(:class:`~shadowdiff.noise.values.RowCheck`) a row must pass to be noise. :func:`apply` writes
+them into the DuckDB table ``diffs``:
 
 - rows already noise by a rule (``rule: …``) stay exactly as they are;
 - a row of a ``noise`` pattern becomes noise when it passes the pattern's row check (a timestamp in
@@ -16,9 +17,9 @@ must pass to be noise. :func:`apply` writes them into the DuckDB table ``diffs``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -37,8 +38,9 @@ FOLLOWS_BODY = frozenset(
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """One ``noise`` table row, and ``reason``/``check`` for the pattern's ``diffs`` rows."""
+class NoiseRow:
+    """One row of the ``noise`` table (:data:`shadowdiff.schema.NOISE`), with the ``part`` its
+    pattern belongs to (``status``, ``header``, ``body``), which the table does not store."""
 
     endpoint: str | None
     part: str
@@ -50,12 +52,41 @@ class Verdict:
     p_value: float | None
     verdict: VerdictName
     evidence: str
-    reason: str | None = None  # the rows' noise_reason, for a noise verdict
-    check: RowCheck | None = None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> NoiseRow:
+        """A row read back from a stored ``noise`` table (``table.to_pylist()``)."""
+        return cls(part=part_of(record["pattern"]), **record)
+
+    def record(self) -> dict[str, Any]:
+        """The row as the ``noise`` table stores it: the schema's columns, in its order."""
+        return {name: getattr(self, name) for name in schema.NOISE.names}
 
     @property
     def key(self) -> tuple[str | None, str, str, str]:
         return (self.endpoint, self.part, self.pattern, self.kind)
+
+    @property
+    def by_rule(self) -> bool:
+        return self.evidence.startswith("rule:")
+
+
+@dataclass(frozen=True)
+class Verdict(NoiseRow):
+    """A ``noise`` table row, and ``reason``/``check`` for the pattern's ``diffs`` rows."""
+
+    reason: str | None = None  # the rows' noise_reason, for a noise verdict
+    check: RowCheck | None = None
+
+
+def part_of(pattern: str) -> str:
+    """The part a stored pattern belongs to. The diffs know it; the ``noise`` table (a contract)
+    has no column for it, so a row read back derives it: body patterns start with ``$``, the
+    status's is ``status``, and a header's is its name (a header named ``status`` reads back as
+    the status: the table cannot tell them apart)."""
+    if pattern.startswith("$"):
+        return "body"
+    return "status" if pattern == "status" else "header"
 
 
 def follows_body(part: str, pattern: str) -> bool:
@@ -196,7 +227,7 @@ def settle(
     settled = []
     for v in verdicts:
         quiet, loud = counts.get(v.key, (0, 0))
-        if follows_body(v.part, v.pattern) and not v.evidence.startswith("rule:"):
+        if follows_body(v.part, v.pattern) and not v.by_rule:
             quiet, real, open_ = bodies.get(v.key, (0, 0, 0))
             verdict: VerdictName = "real" if real else "insufficient data" if open_ else "noise"
             evidence = (
@@ -250,23 +281,7 @@ def _follow_body_counts(
     }
 
 
-def table(verdicts: Iterable[Verdict]) -> pa.Table:
+def table(verdicts: Iterable[NoiseRow]) -> pa.Table:
     """The ``noise`` table (``schema.NOISE``), sorted by endpoint, pattern and kind."""
     rows = sorted(verdicts, key=lambda v: (v.endpoint or "", v.part, v.pattern, v.kind))
-    return pa.Table.from_pylist(
-        [
-            {
-                "endpoint": v.endpoint,
-                "pattern": v.pattern,
-                "kind": v.kind,
-                "raw_count": v.raw_count,
-                "baseline_count": v.baseline_count,
-                "total": v.total,
-                "p_value": v.p_value,
-                "verdict": v.verdict,
-                "evidence": v.evidence,
-            }
-            for v in rows
-        ],
-        schema=schema.NOISE,
-    )
+    return pa.Table.from_pylist([v.record() for v in rows], schema=schema.NOISE)

@@ -9,14 +9,17 @@ from click.testing import CliRunner
 
 from shadowdiff.cli import main
 from shadowdiff.diff.rules import Rules
-from shadowdiff.noise.suggest import NoiseRow, ignore_block
+from shadowdiff.noise.suggest import ignore_block
 from shadowdiff.noise.summary import Summary
+from shadowdiff.noise.verdicts import NoiseRow, VerdictName, part_of
 
 
 def row(
-    endpoint: str, pattern: str, verdict: str, kind: str = "changed", evidence: str = "x"
+    endpoint: str, pattern: str, verdict: VerdictName, kind: str = "changed", evidence: str = "x"
 ) -> NoiseRow:
-    return NoiseRow(endpoint, pattern, kind, 40, None, 50, None, verdict, evidence)
+    return NoiseRow(
+        endpoint, part_of(pattern), pattern, kind, 40, None, 50, None, verdict, evidence
+    )
 
 
 def test_noise_everywhere_is_suggested_and_real_anywhere_is_not() -> None:
