@@ -3,10 +3,10 @@ one input into Arrow batches of exchanges plus the rejects it met on the way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -47,10 +47,29 @@ class Batch:
     exchanges: pa.Table
     rejects: list[dict[str, object]] = field(default_factory=list)
     blank: int = 0
+    # Set by ``read_many``: the figures of each input the batch finished, in input order.
+    inputs: list[InputFigures] = field(default_factory=list)
 
     @property
     def records(self) -> int:
         return self.exchanges.num_rows + len(self.rejects)
+
+
+@dataclass(frozen=True)
+class InputFigures:
+    """What a collector reading many inputs found in one of them, for the manifest.
+
+    ``source`` is the collector's name, or ``"-"`` for a file that held nothing to read;
+    ``sha256`` is the digest of the file's bytes on disk, taken while they were in memory.
+    """
+
+    path: str
+    source: str
+    size: int
+    records: int
+    rejected: int
+    blank: int = 0
+    sha256: str | None = None
 
 
 class Collector(Protocol):
@@ -66,6 +85,18 @@ class Collector(Protocol):
         ...
 
 
+@runtime_checkable
+class ManyInputsCollector(Collector, Protocol):
+    """A collector of many small inputs (a directory of tap files): one reader over a whole
+    list of files, so the cost per file is reading and decoding it, nothing else.
+
+    ``read_many`` never raises for one file: a file that is not its format, cannot be opened or
+    holds nothing becomes a ``rejects`` row, and every input gets its ``InputFigures``.
+    """
+
+    def read_many(self, sources: Sequence[Input], options: Options) -> Iterator[Batch]: ...
+
+
 def reject(source: Input, line: int | str, reason: str, text: str | bytes) -> dict[str, object]:
     """One ``rejects`` row for a record of ``source``."""
     location = f"{source.name}:{line}" if isinstance(line, int) else f"{source.name}{line}"
@@ -76,3 +107,11 @@ def reject(source: Input, line: int | str, reason: str, text: str | bytes) -> di
         "reason": reason,
         "excerpt": schema.excerpt(text),
     }
+
+
+def file_reason(error: Exception, source: Input) -> str:
+    """A whole-file error's message as a ``rejects`` reason: without the file name, which the
+    row's location already gives."""
+    message = str(error)
+    prefix = f"{source.name}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message

@@ -58,10 +58,13 @@ Decisions:
   ``body`` had no body bytes: ``b""``; a message that is absent: ``None``. Streamed chunks are
   concatenated; a body is truncated when any chunk was. Bodies longer than
   ``Options.max_body_bytes`` are cut there and marked truncated.
-- A file that does not start with a JSON object is not tap output: ``InputError``. Inside a file,
+- A file that does not start with a JSON object is not tap output: ``InputError`` when it was
+  named alone, one ``rejects`` row when it sits among many (``read_many``). Inside a file,
   a document that does not parse is rejected and reading resumes at the next document start
   (``{`` after a newline or after ``}``; after junk between documents, the next ``{``); a last
   document cut short is rejected as truncated.
+- A directory of files is read by one reader (``read_many``): rows of many files go into one
+  batch, built column by column, and each file's sha256 is taken from the bytes already read.
 - The file is read whole (a tap file is one trace); the single-document case is parsed with
   ``orjson``, files of several documents with ``json.JSONDecoder.raw_decode``, which reports where
   each document ends.
@@ -71,10 +74,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
+import hashlib
+import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,8 +90,8 @@ import pyarrow as pa
 import zstandard
 
 from shadowdiff import schema
-from shadowdiff.collect.base import Batch, Input, Options, reject
-from shadowdiff.collect.lines import open_input
+from shadowdiff.collect.base import Batch, Input, InputFigures, Options, file_reason, reject
+from shadowdiff.collect.lines import compression
 from shadowdiff.errors import InputError
 
 NAME = "envoy-tap"
@@ -521,14 +527,45 @@ def _why(error: Exception, text: str, start: int, stop: int) -> str:
 
 
 class _Reader:
-    def __init__(self, source: Input, options: Options) -> None:
-        self.source = source
+    """Rows and rejects of the files read so far, one file after another (``begin``), cut into
+    batches of many files; each file's figures are kept for the batch it ends in."""
+
+    def __init__(self, options: Options) -> None:
         self.options = options
         self.request_id_header = options.request_id_header.lower()
         self.rows: list[dict[str, object]] = []
         self.rejects: list[dict[str, object]] = []
+        self.figures: list[InputFigures] = []
         self.body_bytes = 0
         self.traces: dict[str, _Trace] = {}
+        self.kept = self.rejected = 0  # of the current file
+
+    def begin(self, source: Input) -> None:
+        self.source = source
+        self.kept = self.rejected = 0
+
+    def read(self, data: bytes) -> Iterator[None]:
+        """Read the current file's (decompressed) bytes; yields whenever a batch is full.
+        ``InputError`` when the file is not tap output at all."""
+        for item in _documents(data, self.source):
+            self.add(item)
+            if self.full():
+                yield
+        yield from self.finish_traces()
+
+    def end(self, source_name: str, raw: bytes | None) -> None:
+        """Record the current file's figures (``raw``: its bytes on disk, ``None`` when it
+        could not be read)."""
+        self.figures.append(
+            InputFigures(
+                path=self.source.name,
+                source=source_name,
+                size=len(raw) if raw is not None else 0,
+                records=self.kept + self.rejected,
+                rejected=self.rejected,
+                sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
+            )
+        )
 
     def add(self, item: _Document | _Broken) -> None:
         if isinstance(item, _Broken):
@@ -569,12 +606,14 @@ class _Reader:
         else:
             self._segment(_get(document, kind), item)
 
-    def _reject(self, location: str, reason: str, text: _Document | str) -> None:
+    def _reject(self, location: str | int, reason: str, text: _Document | str | bytes) -> None:
         excerpt = text.excerpt() if isinstance(text, _Document) else text
         self.rejects.append(reject(self.source, location, reason, excerpt))
+        self.rejected += 1
 
     def _keep(self, row: dict[str, object]) -> None:
         self.rows.append(row)
+        self.kept += 1
         for column in ("request_body", "response_body"):
             body = row[column]
             if isinstance(body, bytes):
@@ -703,9 +742,14 @@ class _Reader:
         return len(self.rows) >= BATCH_ROWS or self.body_bytes >= BATCH_BODY_BYTES
 
     def batch(self) -> Batch:
-        table = pa.Table.from_pylist(self.rows, schema=schema.EXCHANGES)
-        batch = Batch(table, self.rejects)
-        self.rows, self.rejects, self.body_bytes = [], [], 0
+        # Column by column: an order of magnitude cheaper than ``Table.from_pylist`` of rows.
+        rows = self.rows
+        table = pa.Table.from_arrays(
+            [pa.array([row.get(f.name) for row in rows], type=f.type) for f in schema.EXCHANGES],
+            schema=schema.EXCHANGES,
+        )
+        batch = Batch(table, self.rejects, inputs=self.figures)
+        self.rows, self.rejects, self.figures, self.body_bytes = [], [], [], 0
         return batch
 
 
@@ -715,15 +759,29 @@ def _capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
     return body, truncated
 
 
-def _read_all(source: Input) -> bytes:
-    with open_input(source) as stream:
-        try:
-            return stream.read()
-        except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
-            raise InputError(
-                f"{source.name}: cannot be read ({e}). If it is compressed, is it complete? "
-                "Decompress it by hand to check."
-            ) from e
+def _load(source: Input) -> tuple[bytes, bytes]:
+    """The file's bytes on disk and, decompressed, its text (a tap file is one trace: small)."""
+    try:
+        raw = source.path.read_bytes()
+    except OSError as e:
+        raise InputError(
+            f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
+        ) from e
+    kind = compression(raw[:4])
+    if kind is None:
+        return raw, raw
+    try:
+        if kind == "gzip":
+            return raw, gzip.decompress(raw)
+        with zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(raw), read_across_frames=True
+        ) as stream:
+            return raw, stream.read()
+    except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
+        raise InputError(
+            f"{source.name}: cannot be read ({e}). If it is compressed, is it complete? "
+            "Decompress it by hand to check."
+        ) from e
 
 
 class EnvoyTapCollector:
@@ -747,14 +805,40 @@ class EnvoyTapCollector:
         return 0.95 if text[: match.start()].strip() == b"{" else 0.8
 
     def read(self, source: Input, options: Options) -> Iterator[Batch]:
-        reader = _Reader(source, options)
-        for item in _documents(_read_all(source), source):
-            reader.add(item)
-            if reader.full():
-                yield reader.batch()
-        for _ in reader.finish_traces():
+        reader = _Reader(options)
+        reader.begin(source)
+        for _ in reader.read(_load(source)[1]):
             yield reader.batch()
         if reader.rows or reader.rejects:
+            yield reader.batch()
+
+    def read_many(self, sources: Sequence[Input], options: Options) -> Iterator[Batch]:
+        """Read ``sources`` one after another into shared batches (a directory of
+        ``file_per_tap`` files). A file that cannot be read, holds nothing or is not tap output
+        is one ``rejects`` row (``file:0``), never an error."""
+        reader = _Reader(options)
+        for source in sources:
+            reader.begin(source)
+            try:
+                raw, data = _load(source)
+            except InputError as e:
+                reader._reject(0, file_reason(e, source), b"")
+                reader.end(NAME, None)
+                continue
+            if not data.strip():
+                reader._reject(0, "empty file: nothing to read", b"")
+                reader.end("-", raw)
+                continue
+            try:
+                for _ in reader.read(data):
+                    yield reader.batch()
+            except InputError as e:
+                reader.traces.clear()
+                reader._reject(0, file_reason(e, source), data[:200])
+            reader.end(NAME, raw)
+            if reader.full():
+                yield reader.batch()
+        if reader.rows or reader.rejects or reader.figures:
             yield reader.batch()
 
 

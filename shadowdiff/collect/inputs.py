@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,7 +16,13 @@ SKIPPED_NAMES = (".DS_Store",)
 def expand(patterns: Iterable[str | Path], side: str | None) -> list[Input]:
     """Every file named by ``patterns``: a file as is, a directory recursively (hidden files
     skipped), a glob by its matches. A pattern that names nothing is an error."""
-    found: list[Input] = []
+    return [source for group in expand_groups(patterns, side) for source in group]
+
+
+def expand_groups(patterns: Iterable[str | Path], side: str | None) -> list[list[Input]]:
+    """The files of each of ``patterns``, a list per pattern (see ``expand``): the files of one
+    directory or glob are one group, read alike."""
+    found: list[list[Input]] = []
     for pattern in patterns:
         text = str(pattern)
         if glob.has_magic(text):
@@ -26,18 +33,32 @@ def expand(patterns: Iterable[str | Path], side: str | None) -> list[Input]:
         else:
             path = Path(text)
             if path.is_dir():
-                files = sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                    and p.name not in SKIPPED_NAMES
-                )
+                files = _walk(path)
                 if not files:
                     raise InputError(f"{text}: the directory holds no file.")
             elif path.exists():
                 files = [path]
             else:
                 raise InputError(f"{text}: no such file or directory.")
-        found.extend(Input(p, side) for p in files)
+        found.append([Input(p, side) for p in files])
     return found
+
+
+def _walk(top: Path) -> list[Path]:
+    """The files under ``top``, recursively, in path order; hidden files and directories are
+    skipped. ``os.scandir`` knows each entry's type without a ``stat`` per file: a tap
+    directory holds a file per request, hundreds of thousands of them."""
+    found: list[tuple[tuple[str, ...], Path]] = []
+    pending: list[tuple[Path, tuple[str, ...]]] = [(top, ())]
+    while pending:
+        folder, parts = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name in SKIPPED_NAMES:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), (*parts, entry.name)))
+                elif entry.is_file():
+                    found.append(((*parts, entry.name), Path(entry.path)))
+    found.sort(key=lambda item: item[0])
+    return [path for _, path in found]

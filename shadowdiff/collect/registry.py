@@ -1,15 +1,22 @@
 """Collectors by name. Built-ins register here; third-party collectors plug in through the
-``shadowdiff.collectors`` entry-point group (the entry point loads a collector instance)."""
+``shadowdiff.collectors`` entry-point group (the entry point loads a collector instance).
+
+The entry points are read once per process: ``importlib.metadata.entry_points()`` scans every
+installed distribution (milliseconds in a venv of 80 packages, more in a data scientist's
+environment of hundreds), so nothing per file or per record may call it.
+"""
 
 from __future__ import annotations
 
-import difflib
-from importlib.metadata import entry_points
+import functools
+from importlib.metadata import EntryPoint, entry_points
 
 from shadowdiff.collect.base import Collector, Input
 from shadowdiff.collect.lines import read_head
 from shadowdiff.errors import ConfigError, InputError
+from shadowdiff.settings import suggest
 
+GROUP = "shadowdiff.collectors"
 _BUILTIN = {
     "envoy-text": "shadowdiff.collect.envoy_text:COLLECTOR",
     "envoy-json": "shadowdiff.collect.envoy_json:COLLECTOR",
@@ -17,6 +24,16 @@ _BUILTIN = {
 }
 _loaded: dict[str, Collector] = {}
 SNIFF_THRESHOLD = 0.5
+
+
+@functools.cache
+def _plugins() -> dict[str, EntryPoint]:
+    """Third-party collectors by name (a built-in name wins), read from the environment once."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name not in _BUILTIN:
+            found.setdefault(ep.name, ep)
+    return found
 
 
 def _load(ref: str) -> Collector:
@@ -27,10 +44,7 @@ def _load(ref: str) -> Collector:
 
 
 def names() -> list[str]:
-    found = dict(_BUILTIN)
-    for ep in entry_points(group="shadowdiff.collectors"):
-        found.setdefault(ep.name, ep.value)
-    return sorted(found)
+    return sorted({*_BUILTIN, *_plugins()})
 
 
 def get(name: str) -> Collector:
@@ -40,16 +54,26 @@ def get(name: str) -> Collector:
     if name in _BUILTIN:
         collector = _load(_BUILTIN[name])
     else:
-        matches = [ep for ep in entry_points(group="shadowdiff.collectors") if ep.name == name]
-        if not matches:
-            close = difflib.get_close_matches(name, names(), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+        plugin = _plugins().get(name)
+        if plugin is None:
             raise ConfigError(
-                f"Unknown source {name!r}.{hint} Known sources: {', '.join(names())}, auto."
+                f"Unknown source {name!r}.{suggest(name, names())} "
+                f"Known sources: {', '.join(names())}, auto."
             )
-        collector = matches[0].load()
+        collector = plugin.load()
     _loaded[name] = collector
     return collector
+
+
+def scores(head: bytes) -> list[tuple[float, str]]:
+    """Every collector's sniff score for a file starting with ``head``, best first."""
+    return sorted(((get(n).sniff(head), n) for n in names()), reverse=True)
+
+
+def recognise(head: bytes) -> Collector | None:
+    """The collector whose format ``head`` is, or ``None`` when no collector is sure enough."""
+    best_score, best = scores(head)[0]
+    return get(best) if best_score >= SNIFF_THRESHOLD else None
 
 
 def sniff(source: Input) -> Collector:
@@ -57,12 +81,16 @@ def sniff(source: Input) -> Collector:
     head = read_head(source)
     if not head.strip():
         raise InputError(f"{source.name}: the file is empty; there is nothing to read.")
-    scores = sorted(((get(n).sniff(head), n) for n in names()), reverse=True)
-    best_score, best = scores[0]
-    if best_score < SNIFF_THRESHOLD:
-        tried = ", ".join(f"{n} ({s:.0%})" for s, n in scores)
-        raise InputError(
-            f"{source.name}: not a format shadowdiff reads (tried {tried}). "
-            "Name the format with --source, or pass your Envoy format string with --log-format."
-        )
-    return get(best)
+    found = recognise(head)
+    if found is None:
+        raise InputError(f"{source.name}: {unrecognised(head)}")
+    return found
+
+
+def unrecognised(head: bytes) -> str:
+    """Why a file starting with ``head`` is read by no collector, and what to do."""
+    tried = ", ".join(f"{n} ({s:.0%})" for s, n in scores(head))
+    return (
+        f"not a format shadowdiff reads (tried {tried}). "
+        "Name the format with --source, or pass your Envoy format string with --log-format."
+    )

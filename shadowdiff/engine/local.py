@@ -16,15 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff import __version__, db, schema, store
-from shadowdiff.collect import registry
-from shadowdiff.collect.base import Input, Options, reject
-from shadowdiff.collect.inputs import expand
-from shadowdiff.collect.lines import HEAD_BYTES, read_head
+from shadowdiff.collect.base import Input, Options
+from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.config import Config
 from shadowdiff.diff.engine import redact_table
 from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
+from shadowdiff.engine.collection import InputReport, Readers, collect, plan
 from shadowdiff.engine.digest import Digests
 from shadowdiff.errors import ConfigError, ConservationError
 from shadowdiff.latency import latency
@@ -35,18 +34,6 @@ from shadowdiff.pair import SideCounts, pair
 UNASSIGNED = "unassigned"
 # Threads writing tables beside the stages.
 BACKGROUND = 3
-
-
-@dataclass
-class InputReport:
-    path: str
-    side: str | None
-    source: str
-    size: int
-    records: int = 0
-    rejected: int = 0
-    blank: int = 0
-    sha256: str | None = None
 
 
 @dataclass
@@ -62,12 +49,12 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
-def _inputs(config: Config) -> list[Input]:
+def _groups(config: Config) -> list[list[Input]]:
     found = [
-        *expand(config.primary, "primary"),
-        *expand(config.mirror, "mirror"),
-        *expand(config.secondary, "secondary"),
-        *expand(config.inputs, None),
+        *expand_groups(config.primary, "primary"),
+        *expand_groups(config.mirror, "mirror"),
+        *expand_groups(config.secondary, "secondary"),
+        *expand_groups(config.inputs, None),
     ]
     if not found:
         raise ConfigError(
@@ -86,49 +73,6 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = round(time.perf_counter() - start, 4)
 
 
-def _collect(
-    inputs: list[Input], config: Config, progress: Progress
-) -> tuple[pa.Table, list[dict[str, object]], list[InputReport]]:
-    options = Options(log_format=config.log_format, request_id_header=config.pairing_key)
-    tables: list[pa.Table] = []
-    rejects: list[dict[str, object]] = []
-    reports: list[InputReport] = []
-    name = _source_name(config)
-    for number, source in enumerate(inputs, 1):
-        if _is_empty(source):
-            # Log rotation leaves empty files: one reject row, not the end of the run.
-            rejects.append(reject(source, 0, "empty file: nothing to read", b""))
-            reports.append(InputReport(str(source.path), source.side, "-", 0, 1, 1))
-            continue
-        collector = registry.get(name) if name else registry.sniff(source)
-        report = InputReport(
-            str(source.path), source.side, collector.name, source.path.stat().st_size
-        )
-        for batch in collector.read(source, options):
-            table = schema.conform(batch.exchanges)
-            if source.side is not None:
-                sides = pa.repeat(pa.scalar(source.side, pa.string()), table.num_rows)
-                table = table.set_column(table.schema.get_field_index("side"), "side", sides)
-            tables.append(table)
-            rejects.extend(batch.rejects)
-            report.records += batch.records
-            report.rejected += len(batch.rejects)
-            report.blank += batch.blank
-        reports.append(report)
-        progress(f"read {number}/{len(inputs)} inputs, {sum(r.records for r in reports)} records")
-    if tables:
-        exchanges = pa.concat_tables(tables, promote_options="permissive")
-    else:
-        exchanges = schema.empty(schema.EXCHANGES)
-    return schema.conform(exchanges), rejects, reports
-
-
-def _is_empty(source: Input) -> bool:
-    """No bytes, or a small file (perhaps compressed) of nothing but white space."""
-    size = source.path.stat().st_size
-    return size == 0 or (size <= HEAD_BYTES and not read_head(source, HEAD_BYTES).strip())
-
-
 def _source_name(config: Config) -> str | None:
     """The collector to use for every input, or ``None`` to sniff each file. A format string
     names its collector: sniffing cannot recognise a custom format."""
@@ -144,18 +88,24 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     say = progress or (lambda _message: None)
     timings: dict[str, float] = {}
     started = datetime.now(UTC)
-    inputs = _inputs(config)
+    options = Options(log_format=config.log_format, request_id_header=config.pairing_key)
+    inputs = plan(_groups(config), _source_name(config))
     # Background work that overlaps DuckDB's: writing each table as soon as it is ready
     # (pyarrow's writer encodes on one core; DuckDB goes on with the other), and hashing the
-    # inputs on whatever the stages leave idle.
+    # inputs that no collector hashed as it read them, on whatever the stages leave idle.
+    # The reading workers start first, before any of these threads.
+    hashed = inputs.hashed_by_collector()
+    unhashed = [s.path for s in inputs.inputs if s.name not in hashed]
     with (
+        Readers(inputs) as readers,
         ThreadPoolExecutor(max_workers=BACKGROUND) as background,
-        Digests([i.path for i in inputs]) as digests,
+        Digests(unhashed) as digests,
     ):
         with _timed(timings, "collect"):
-            collected, rejects, reports = _collect(inputs, config, say)
+            collected = collect(inputs, options, readers, say)
+            rejects, reports = collected.rejects, collected.reports
         with _timed(timings, "normalize"):
-            normalized = normalize(collected, config)
+            normalized = normalize(collected.exchanges, config)
             rejects.extend(normalized.rejects)
             exchanges = normalized.exchanges
             if config.rules.redact_body:  # before anything is stored
@@ -191,8 +141,10 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         write("noise", noise)
         write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
         with _timed(timings, "hash"):  # what is left of it after the stages
-            for index, report in enumerate(reports):
-                report.sha256 = digests.result(index)
+            digest_of = {str(path): index for index, path in enumerate(unhashed)}
+            for report in reports:
+                if report.sha256 is None and report.path in digest_of:
+                    report.sha256 = digests.result(digest_of[report.path])
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
                 table_written.result()

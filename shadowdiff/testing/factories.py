@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -43,3 +46,47 @@ def ttable(rows: list[dict[str, Any]]) -> pa.Table:
     extras = sorted({k for r in rows for k in r} - set(schema.EXCHANGE_COLUMNS))
     fields = list(schema.EXCHANGES) + [pa.field(k, pa.string()) for k in extras]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+def ttap(
+    request_id: str,
+    path: str = "/api/items/1",
+    status: int = 200,
+    body: bytes = b'{"ok": true}',
+    at: str = "2026-11-28T10:00:00.000Z",
+) -> dict[str, Any]:
+    """A buffered Envoy tap trace (``JSON_BODY_AS_BYTES``) of one GET exchange."""
+
+    def headers(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+        return [{"key": k, "value": v} for k, v in pairs]
+
+    return {
+        "http_buffered_trace": {
+            "request": {
+                "headers": headers(
+                    (":authority", "app:8080"),
+                    (":path", path),
+                    (":method", "GET"),
+                    ("x-request-id", request_id),
+                ),
+                "headers_received_time": at,
+            },
+            "response": {
+                "headers": headers((":status", str(status)), ("content-type", "application/json")),
+                "body": {"as_bytes": base64.b64encode(body).decode(), "truncated": False},
+                "headers_received_time": at.replace("00.000Z", "00.012Z"),
+            },
+        }
+    }
+
+
+def write_taps(folder: Path, traces: list[dict[str, Any]]) -> list[Path]:
+    """One pretty-printed file per trace in ``folder``, as Envoy's ``file_per_tap`` sink
+    writes them (``tap_<n>.json``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, trace in enumerate(traces):
+        path = folder / f"tap_{number:07d}.json"
+        path.write_text(json.dumps(trace, indent=1))
+        paths.append(path)
+    return paths

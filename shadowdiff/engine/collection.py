@@ -1,0 +1,368 @@
+"""Collecting: every input file read by its collector into one table of exchanges, with the
+rejects met on the way and each input's figures for the manifest.
+
+Two costs decide the speed on real inputs, and both are paid per group of files, not per file:
+
+- **Choosing a collector.** ``--source auto`` sniffs a directory or glob on a sample of its
+  files (``SNIFF_SAMPLE``); when the sample agrees, every file of the group is read by that
+  collector, and a file that turns out not to be its format is a ``rejects`` row. Only a group
+  whose sample disagrees is sniffed file by file (a file no collector knows is then a reject);
+  a file named on its own keeps the clear error of ``registry.sniff``.
+- **Reading many small files.** A collector that reads many inputs at once (``read_many``, the
+  tap collector: Envoy's ``file_per_tap`` sink writes a file per request) gets the files in
+  chunks, read in worker processes on every core when the group is large: decoding JSON and
+  base64 is Python work that threads would run one at a time. Line-oriented logs are read one
+  file at a time; DuckDB already spreads each over the cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from shadowdiff import schema
+from shadowdiff.collect import registry
+from shadowdiff.collect.base import (
+    Batch,
+    Collector,
+    Input,
+    InputFigures,
+    ManyInputsCollector,
+    Options,
+    file_reason,
+    reject,
+)
+from shadowdiff.collect.lines import HEAD_BYTES, read_head
+from shadowdiff.errors import InputError
+
+SNIFF_SAMPLE = 5  # files of a group sniffed to choose its collector
+CHUNK_FILES = 1000  # files per task of a worker process
+PARALLEL_MIN_FILES = 2 * CHUNK_FILES  # fewer files are read in this process
+EMPTY = "-"  # the source of an input that held nothing to read
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class InputReport:
+    path: str
+    side: str | None
+    source: str
+    size: int
+    records: int = 0
+    rejected: int = 0
+    blank: int = 0
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """An input no collector reads: one reject row."""
+
+    source: Input
+    reason: str
+    collector: str = EMPTY
+
+
+@dataclass(frozen=True)
+class _One:
+    """An input read on its own; ``strict``: a whole-file error ends the run (a file the user
+    named alone), else it is a reject row (a file among the many of a directory)."""
+
+    source: Input
+    collector: Collector
+    strict: bool
+
+
+@dataclass(frozen=True)
+class _Many:
+    """Consecutive inputs of one group and one side, read together by a ``read_many``
+    collector."""
+
+    sources: list[Input]
+    collector: ManyInputsCollector
+
+
+_Item = _Refused | _One | _Many
+
+
+@dataclass
+class Plan:
+    """Which collector reads which input, decided before any input is read."""
+
+    inputs: list[Input]
+    items: list[_Item]
+
+    def hashed_by_collector(self) -> set[str]:
+        """Inputs whose sha256 the collector takes from the bytes it reads."""
+        return {s.name for item in self.items if isinstance(item, _Many) for s in item.sources}
+
+    @property
+    def many_files(self) -> int:
+        return sum(len(item.sources) for item in self.items if isinstance(item, _Many))
+
+
+@dataclass
+class Collected:
+    exchanges: pa.Table
+    rejects: list[dict[str, object]] = field(default_factory=list)
+    reports: list[InputReport] = field(default_factory=list)
+
+
+def plan(groups: Sequence[Sequence[Input]], source_name: str | None) -> Plan:
+    """The collector of every input: ``source_name`` for all of them, or sniffed per group."""
+    items: list[_Item] = []
+    for group in groups:
+        if source_name is not None:
+            collector = registry.get(source_name)
+            items.extend(_by(collector, list(group), strict=len(group) == 1))
+        elif len(group) == 1:
+            items.append(_single(group[0]))
+        else:
+            items.extend(_sniffed_group(list(group)))
+    return Plan([s for group in groups for s in group], _merged(items))
+
+
+def _single(source: Input) -> _Item:
+    if _is_empty(source):
+        return _Refused(source, "empty file: nothing to read")
+    return _One(source, registry.sniff(source), strict=True)
+
+
+def _sniffed_group(group: list[Input]) -> list[_Item]:
+    chosen = _sample_verdict(group)
+    if chosen is not None:
+        return _by(chosen, group, strict=False)
+    items: list[_Item] = []
+    for source in group:  # the sample disagrees: a mixed directory
+        head = _head(source)
+        if head is None or not head.strip():
+            items.append(_Refused(source, "empty file: nothing to read"))
+            continue
+        found = registry.recognise(head)
+        if found is None:
+            items.append(_Refused(source, registry.unrecognised(head)))
+        else:
+            items.extend(_by(found, [source], strict=False))
+    return items
+
+
+def _sample_verdict(group: list[Input]) -> Collector | None:
+    """The one collector that reads every non-empty file of a sample of ``group``, if any."""
+    count = min(SNIFF_SAMPLE, len(group))
+    picks = sorted({round(i * (len(group) - 1) / max(count - 1, 1)) for i in range(count)})
+    verdicts: set[str] = set()
+    for index in picks:
+        head = _head(group[index])
+        if head is None or not head.strip():
+            continue
+        found = registry.recognise(head)
+        if found is None:
+            return None
+        verdicts.add(found.name)
+    return registry.get(verdicts.pop()) if len(verdicts) == 1 else None
+
+
+def _head(source: Input) -> bytes | None:
+    try:
+        return read_head(source)
+    except InputError:
+        return None  # read as its group's format, it becomes that reader's reject
+
+
+def _by(collector: Collector, sources: list[Input], strict: bool) -> list[_Item]:
+    if isinstance(collector, ManyInputsCollector) and hasattr(collector, "read_many"):
+        return [_Many(sources, collector)]
+    return [
+        _Refused(s, "empty file: nothing to read") if _is_empty(s) else _One(s, collector, strict)
+        for s in sources
+    ]
+
+
+def _merged(items: list[_Item]) -> list[_Item]:
+    """Neighbouring ``_Many`` items of one collector and side as one (a mixed directory's
+    files, sniffed one by one)."""
+    merged: list[_Item] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if (
+            isinstance(item, _Many)
+            and isinstance(last, _Many)
+            and last.collector is item.collector
+            and last.sources[0].side == item.sources[0].side
+        ):
+            merged[-1] = _Many([*last.sources, *item.sources], item.collector)
+        else:
+            merged.append(item)
+    return merged
+
+
+def _is_empty(source: Input) -> bool:
+    """No bytes, or a small file (perhaps compressed) of nothing but white space."""
+    try:
+        size = source.path.stat().st_size
+    except OSError:
+        return False  # the collector's open reports it
+    return size == 0 or (size <= HEAD_BYTES and not read_head(source, HEAD_BYTES).strip())
+
+
+class Readers:
+    """Worker processes for ``read_many`` chunks, one per core, started before any thread of
+    the run: forking a process that runs other threads can copy a lock one of them holds.
+    Where the caller already runs threads (a notebook's kernel), workers come from a fork
+    server instead."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.pool: Executor | None = None
+        workers = min(_cores(), -(-plan.many_files // CHUNK_FILES))
+        if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
+            return
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        # Start every worker now, while this process has no other thread.
+        for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
+            started.result()
+
+    def __enter__(self) -> Readers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class _Chunk:
+    """What a worker sends back: a chunk's exchanges, rejects and per-input figures."""
+
+    exchanges: pa.Table
+    rejects: list[dict[str, object]]
+    figures: list[InputFigures]
+
+
+def _read_chunk(collector_name: str, sources: list[Input], options: Options) -> _Chunk:
+    collector = registry.get(collector_name)
+    assert isinstance(collector, ManyInputsCollector)
+    tables: list[pa.Table] = []
+    rejects: list[dict[str, object]] = []
+    figures: list[InputFigures] = []
+    for batch in collector.read_many(sources, options):
+        tables.append(batch.exchanges)
+        rejects.extend(batch.rejects)
+        figures.extend(batch.inputs)
+    exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
+    return _Chunk(exchanges, rejects, figures)
+
+
+def collect(plan: Plan, options: Options, readers: Readers, progress: Progress) -> Collected:
+    """Read every input of ``plan``, in input order."""
+    result = Collected(schema.empty(schema.EXCHANGES))
+    tables: list[pa.Table] = []
+    total = len(plan.inputs)
+    for table, rejects, reports in _pieces(plan, options, readers):
+        if table.num_rows:
+            tables.append(table)
+        result.rejects.extend(rejects)
+        result.reports.extend(reports)
+        records = sum(r.records for r in result.reports)
+        progress(f"read {len(result.reports)}/{total} inputs, {records} records")
+    if tables:
+        result.exchanges = pa.concat_tables(tables, promote_options="permissive")
+    result.exchanges = schema.conform(result.exchanges)
+    return result
+
+
+_Piece = tuple[pa.Table, list[dict[str, object]], list[InputReport]]
+
+
+def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
+    """The plan's items read, in input order. Chunks for the workers are
+    all submitted first, so the workers keep busy while this process reads the rest."""
+    pending: list[tuple[Future[_Chunk], str | None] | _Item] = []
+    for item in plan.items:
+        if isinstance(item, _Many) and readers.pool is not None:
+            name, side = item.collector.name, item.sources[0].side
+            for start in range(0, len(item.sources), CHUNK_FILES):
+                chunk = item.sources[start : start + CHUNK_FILES]
+                pending.append((readers.pool.submit(_read_chunk, name, chunk, options), side))
+        else:
+            pending.append(item)
+    for entry in pending:
+        if isinstance(entry, tuple):
+            future, side = entry
+            yield _from_chunk(future.result(), side)
+        elif isinstance(entry, _Refused):
+            yield _refused(entry)
+        elif isinstance(entry, _One):
+            yield _read_one(entry, options)
+        else:
+            read = _read_chunk(entry.collector.name, entry.sources, options)
+            yield _from_chunk(read, entry.sources[0].side)
+
+
+def _from_chunk(chunk: _Chunk, side: str | None) -> _Piece:
+    reports = [
+        InputReport(f.path, side, f.source, f.size, f.records, f.rejected, f.blank, f.sha256)
+        for f in chunk.figures
+    ]
+    return _sided(Batch(chunk.exchanges), side), chunk.rejects, reports
+
+
+def _refused(item: _Refused) -> _Piece:
+    source = item.source
+    row = reject(source, 0, item.reason, b"")
+    report = InputReport(source.name, source.side, item.collector, _size(source), 1, 1)
+    return schema.empty(schema.EXCHANGES), [row], [report]
+
+
+def _size(source: Input) -> int:
+    try:
+        return source.path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_one(item: _One, options: Options) -> _Piece:
+    source = item.source
+    report = InputReport(source.name, source.side, item.collector.name, _size(source))
+    tables: list[pa.Table] = []
+    rejects: list[dict[str, object]] = []
+    batches = item.collector.read(source, options)
+    try:
+        for batch in batches:
+            tables.append(_sided(batch, source.side))
+            rejects.extend(batch.rejects)
+            report.records += batch.records
+            report.rejected += len(batch.rejects)
+            report.blank += batch.blank
+    except InputError as e:
+        if item.strict:
+            raise
+        # One bad file of a directory: a reject row, and the rest of the run goes on.
+        rejects.append(reject(source, 0, file_reason(e, source), b""))
+        report.records += 1
+        report.rejected += 1
+    if not tables:
+        return schema.empty(schema.EXCHANGES), rejects, [report]
+    return pa.concat_tables(tables, promote_options="permissive"), rejects, [report]
+
+
+def _sided(batch: Batch, side: str | None) -> pa.Table:
+    table = schema.conform(batch.exchanges)
+    if side is not None:
+        sides = pa.repeat(pa.scalar(side, pa.string()), table.num_rows)
+        table = table.set_column(table.schema.get_field_index("side"), "side", sides)
+    return table
