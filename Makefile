@@ -39,6 +39,7 @@ test: system-deps lint typecheck unit
 # section of BENCHMARKS.md. Run them on a quiet machine.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/taps.py
 	$(BIN)/python benchmarks/body_diff.py
 	$(BIN)/python benchmarks/noise.py --write
 

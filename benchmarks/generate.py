@@ -12,6 +12,9 @@ from pathlib import Path
 
 import duckdb
 
+# The requests the mirror answers 500 instead of 200: the planted status differences.
+PLANTED = "hash(i) % 20 = 0"
+
 # Istio's JSON access-log keys (all values strings, as Envoy's json_format writes them).
 ROWS = """
 SELECT
@@ -23,7 +26,7 @@ SELECT
                WHEN 2 THEN '/api/search?q=term' || (i % 997)
                ELSE '/api/catalog' END AS path,
     'HTTP/1.1' AS protocol,
-    CASE WHEN '{side}' = 'mirror' AND hash(i) % 20 = 0 THEN '500' ELSE '200' END AS response_code,
+    CASE WHEN '{side}' = 'mirror' AND {planted} THEN '500' ELSE '200' END AS response_code,
     '-' AS response_flags,
     'via_upstream' AS response_code_details,
     '-' AS connection_termination_details,
@@ -66,7 +69,7 @@ def generate(out: Path, n: int) -> dict[str, Path]:
     con.execute("CREATE MACRO uuid_from_int(i) AS md5(i::VARCHAR)::UUID::VARCHAR")
     files: dict[str, Path] = {}
     for side in ("primary", "mirror"):
-        rows = ROWS.format(side=side, n=n)
+        rows = ROWS.format(side=side, n=n, planted=PLANTED)
         json_path = out / f"{side}-{n}.json.log"
         text_path = out / f"{side}-{n}.text.log"
         if not json_path.exists():
@@ -79,6 +82,14 @@ def generate(out: Path, n: int) -> dict[str, Path]:
         files[f"{side}-json"] = json_path
         files[f"{side}-text"] = text_path
     return files
+
+
+def planted(n: int) -> int:
+    """How many of ``n`` requests have a planted status difference (5%)."""
+    query = f"SELECT count(*) FROM range({n}) r(i) WHERE {PLANTED}"
+    row = duckdb.connect().execute(query).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 if __name__ == "__main__":
