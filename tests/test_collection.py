@@ -19,6 +19,7 @@ import pytest
 import shadowdiff
 from shadowdiff.collect import registry
 from shadowdiff.collect.inputs import expand_groups
+from shadowdiff.diff import engine as diff_engine
 from shadowdiff.engine import collection
 from shadowdiff.errors import InputError
 from shadowdiff.testing.factories import ttap, write_taps
@@ -27,18 +28,25 @@ TABLES = ("exchanges", "pairs", "diffs", "latency", "noise", "rejects")
 
 
 def tap_window(root: Path, n: int, diverged_every: int = 10) -> tuple[Path, Path]:
-    """``n`` requests as file-per-tap traces on each side; every ``diverged_every``-th
-    answers 500 on the mirror."""
-    ids = [f"req-{i:06d}" for i in range(n)]
-    primary = root / "primary"
-    mirror = root / "mirror"
-    write_taps(primary, [ttap(r, f"/api/items/{i}") for i, r in enumerate(ids)])
-    statuses = [500 if i % diverged_every == 0 else 200 for i in range(n)]
-    write_taps(
-        mirror,
-        [ttap(r, f"/api/items/{i}", s) for i, (r, s) in enumerate(zip(ids, statuses, strict=True))],
-    )
+    """``n`` requests as file-per-tap traces on each side; every ``diverged_every``-th answers
+    500 on the mirror, and every 7th has another body there."""
+    primary, mirror = root / "primary", root / "mirror"
+    write_taps(primary, [ttap(f"req-{i:06d}", f"/api/items/{i}", body=_body(i)) for i in range(n)])
+    mirrored = [
+        ttap(
+            f"req-{i:06d}",
+            f"/api/items/{i}",
+            500 if i % diverged_every == 0 else 200,
+            _body(i, changed=i % 7 == 0),
+        )
+        for i in range(n)
+    ]
+    write_taps(mirror, mirrored)
     return primary, mirror
+
+
+def _body(i: int, changed: bool = False) -> bytes:
+    return json.dumps({"id": i, "total": i * 3 + changed, "tags": ["a", "b"]}).encode()
 
 
 def run(primary: Path, mirror: Path, out: Path) -> dict[str, Any]:
@@ -165,6 +173,7 @@ def test_workers_give_what_one_process_gives(
     groups = [*expand_groups([primary], "primary"), *expand_groups([mirror], "mirror")]
     with collection.Readers(collection.plan(groups, None)) as readers:
         assert readers.pool is not None  # the first run below reads in worker processes
+    monkeypatch.setattr(diff_engine, "PARALLEL_SLICE", 300)  # and diffs there, in slices
     parallel = run(primary, mirror, tmp_path / "parallel")
     monkeypatch.setattr(collection, "PARALLEL_MIN_FILES", 10**9)
     single = run(primary, mirror, tmp_path / "single")

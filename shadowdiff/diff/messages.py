@@ -4,10 +4,12 @@ notes come back as the tables ``message_diffs`` and ``notes``."""
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import duckdb
 
 from shadowdiff import db, schema
-from shadowdiff.diff.engine import NOTES, diff_table
+from shadowdiff.diff.engine import NOTES, diff_table_parallel
 from shadowdiff.diff.headers import ALWAYS_DIFFERENT
 from shadowdiff.diff.rules import Rules
 
@@ -34,14 +36,20 @@ WHERE b.orphan IS NULL
 """
 
 
-def message_diffs(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
-    """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note)."""
+def message_diffs(
+    con: duckdb.DuckDBPyConnection,
+    rules: Rules,
+    pool: Executor | None = None,
+    workers: int = 1,
+) -> None:
+    """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note); with
+    a ``pool`` of ``workers`` processes, many pairs are diffed in them."""
     skipped = sorted(ALWAYS_DIFFERENT) if rules.default_headers else []
     names = ", ".join(db.literal(n) for n in skipped) or "''"
     captured = con.sql(CAPTURED.format(skipped=names)).fetchall()[0][0]
     if captured:
         responses = con.sql(RESPONSES).to_arrow_table()
-        diffs, notes = diff_table(responses, rules)
+        diffs, notes = diff_table_parallel(responses, rules, pool, workers)
     else:  # access logs: no headers or bodies to compare
         diffs, notes = schema.empty(schema.DIFFS), NOTES.empty_table()
     con.register("message_diffs_arrow", diffs)

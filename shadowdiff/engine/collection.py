@@ -220,8 +220,10 @@ class Readers:
 
     def __init__(self, plan: Plan) -> None:
         self.pool: Executor | None = None
-        workers = min(_cores(), -(-plan.many_files // CHUNK_FILES))
+        self.workers = min(_cores(), -(-plan.many_files // CHUNK_FILES))
+        workers = self.workers
         if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
+            self.workers = 1
             return
         method = "fork" if threading.active_count() == 1 else "forkserver"
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))

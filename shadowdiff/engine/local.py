@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +37,8 @@ from shadowdiff.pair import SideCounts, pair
 UNASSIGNED = "unassigned"
 # Threads writing tables beside the stages.
 BACKGROUND = 3
+# What the noise stage imports when it first needs it.
+LATER_IMPORTS = ("scipy.stats",)
 
 
 @dataclass
@@ -101,6 +106,8 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         ThreadPoolExecutor(max_workers=BACKGROUND) as background,
         Digests(unhashed) as digests,
     ):
+        if readers.pool is not None:
+            _import_in_background(*LATER_IMPORTS)
         with _timed(timings, "collect"):
             collected = collect(inputs, options, readers, say)
             rejects, reports = collected.rejects, collected.reports
@@ -125,7 +132,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             records = sum(r.records for r in reports)
             say(f"read {records} records, paired {counts['primary'].paired} requests; diffing")
             with _timed(timings, "diff"):
-                message_diffs(con, config.rules)
+                message_diffs(con, config.rules, readers.pool, readers.workers)
                 con.execute(
                     "CREATE TEMP TABLE diffs AS "
                     f"{status_diffs(con).sql_query()} UNION ALL SELECT * FROM message_diffs"
@@ -151,6 +158,18 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
     store.finish(out, manifest)
     return RunResult(out, manifest, config, timings)
+
+
+def _import_in_background(*modules: str) -> None:
+    """Import ``modules`` in a thread while this process waits on the reading workers, instead
+    of later on the critical path (``scipy.stats`` alone takes about a second to import)."""
+
+    def work() -> None:
+        for name in modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+    threading.Thread(target=work, name="shadowdiff-imports", daemon=True).start()
 
 
 def _table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
