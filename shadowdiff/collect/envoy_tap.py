@@ -127,6 +127,8 @@ _MARKER = re.compile(
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 _URLSAFE = str.maketrans("-_", "+/")
 _MS = timedelta(milliseconds=1)
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _camel(name: str) -> str:
@@ -745,12 +747,20 @@ class _Reader:
         # Column by column: an order of magnitude cheaper than ``Table.from_pylist`` of rows.
         rows = self.rows
         table = pa.Table.from_arrays(
-            [pa.array([row.get(f.name) for row in rows], type=f.type) for f in schema.EXCHANGES],
+            [_column([row.get(f.name) for row in rows], f.type) for f in schema.EXCHANGES],
             schema=schema.EXCHANGES,
         )
         batch = Batch(table, self.rejects, inputs=self.figures)
         self.rows, self.rejects, self.figures, self.body_bytes = [], [], [], 0
         return batch
+
+
+def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
+    if kind == schema.TIMESTAMP:
+        # As microseconds: pyarrow converts zone-aware datetimes through pandas, whose import
+        # costs each reading worker a third of a second.
+        values = [None if v is None else (v - _EPOCH) // _US for v in values]
+    return pa.array(values, type=kind)
 
 
 def _capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:

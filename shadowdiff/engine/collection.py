@@ -17,6 +17,7 @@ Two costs decide the speed on real inputs, and both are paid per group of files,
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import threading
@@ -225,8 +226,15 @@ class Readers:
         if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
             self.workers = 1
             return
-        method = "fork" if threading.active_count() == 1 else "forkserver"
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        # pyarrow imports pandas on its first conversion of Python values (half a second):
+        # imported here once, every worker inherits it.
+        importlib.import_module("pandas")
+        if threading.active_count() == 1:
+            context = multiprocessing.get_context("fork")
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["pandas", "shadowdiff.engine.collection"])
+        self.pool = ProcessPoolExecutor(workers, mp_context=context)
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
