@@ -230,11 +230,11 @@ class Readers:
         # imported here once, every worker inherits it.
         importlib.import_module("pandas")
         if threading.active_count() == 1:
-            context = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         else:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["pandas", "shadowdiff.engine.collection"])
-        self.pool = ProcessPoolExecutor(workers, mp_context=context)
+            server = multiprocessing.get_context("forkserver")
+            server.set_forkserver_preload(["pandas", "shadowdiff.engine.collection"])
+            self.pool = ProcessPoolExecutor(workers, mp_context=server)
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
