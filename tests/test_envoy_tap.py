@@ -751,3 +751,31 @@ JSON = st.recursive(
 def test_any_json_under_a_trace_key_is_one_record(tmp_path: Path, kind: str, value: Any) -> None:
     got = read(write(tmp_path, json.dumps({kind: value})))
     assert got.records == 1
+
+
+@pytest.mark.parametrize(
+    "documents",
+    [
+        [{"a": 1}, {"b": [1, {"c": 2}]}],
+        [{"http_streamed_trace_segment": {"trace_id": "1"}}] * 3,
+        [{"x": "text with {braces} and \\n escapes"}, {"y": None}],
+    ],
+)
+@pytest.mark.parametrize("indent", [None, 1, 2])
+def test_documents_at_line_starts_split_as_the_exact_splitter_does(
+    documents: list[Any], indent: int | None
+) -> None:
+    data = "\n".join(json.dumps(d, indent=indent) for d in documents).encode() + b"\n"
+    fast = envoy_tap._lines_of_documents(data, 0)
+    assert fast is not None
+    exact = list(envoy_tap._split(data.decode()))
+    assert [(d.number, d.value) for d in fast] == [
+        (d.number, d.value) for d in exact if isinstance(d, envoy_tap._Document)
+    ]
+
+
+def test_a_broken_document_among_line_started_ones_takes_the_exact_split() -> None:
+    data = b'{"a": 1}\n{"b": \n{"c": 3}\n'
+    assert envoy_tap._lines_of_documents(data, 0) is None
+    items = list(envoy_tap._documents(data, Input(Path("t.json"))))
+    assert [type(i).__name__ for i in items] == ["_Document", "_Broken", "_Document"]

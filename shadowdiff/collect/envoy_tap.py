@@ -473,13 +473,41 @@ def _documents(data: bytes, source: Input) -> Iterator[_Document | _Broken]:
     try:
         value = orjson.loads(data[offset:] if offset else data)
     except orjson.JSONDecodeError:
-        pass  # several documents, or a broken one: split exactly below
+        pass  # several documents, or a broken one
     else:
         yield _Document(1, value, data, first, len(data))
+        return
+    pieces = _lines_of_documents(data, first)
+    if pieces is not None:
+        yield from pieces
         return
     # Bytes that are not UTF-8 survive as lone surrogates; they are rejected where they are used.
     text = data[offset:].decode("utf-8", errors="surrogateescape")
     yield from _split(text)
+
+
+def _lines_of_documents(data: bytes, first: int) -> list[_Document] | None:
+    """The documents of ``data`` when each starts with ``{`` at the start of a line, as Envoy's
+    ``file_per_tap`` sink writes a streamed trace's segments (pretty-printed, nested objects
+    indented) and as JSON lines are: each piece parsed by ``orjson``. ``None`` when a piece
+    does not parse, for the exact split. A newline never occurs inside a JSON string, so when
+    every piece is a whole document the pieces are the file's documents."""
+    starts = [first]
+    at = data.find(b"\n{", first)
+    while at >= 0:
+        starts.append(at + 1)
+        at = data.find(b"\n{", at + 2)
+    if len(starts) == 1:
+        return None
+    documents: list[_Document] = []
+    ends = [*starts[1:], len(data)]
+    for number, (start, end) in enumerate(zip(starts, ends, strict=True), 1):
+        try:
+            value = orjson.loads(data[start:end])
+        except orjson.JSONDecodeError:
+            return None
+        documents.append(_Document(number, value, data, start, end))
+    return documents
 
 
 def _split(text: str) -> Iterator[_Document | _Broken]:

@@ -17,6 +17,8 @@ Two costs decide the speed on real inputs, and both are paid per group of files,
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import multiprocessing
 import os
@@ -263,16 +265,30 @@ class _Chunk:
     figures: list[InputFigures]
 
 
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Parsed traces and the rows made of them are acyclic and die young: reference counting
+    frees them, while the cyclic collector rescans every row kept so far, again and again."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _read_chunk(collector_name: str, sources: list[Input], options: Options) -> _Chunk:
     collector = registry.get(collector_name)
     assert isinstance(collector, ManyInputsCollector)
     tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
     figures: list[InputFigures] = []
-    for batch in collector.read_many(sources, options):
-        tables.append(batch.exchanges)
-        rejects.extend(batch.rejects)
-        figures.extend(batch.inputs)
+    with _without_cyclic_gc():
+        for batch in collector.read_many(sources, options):
+            tables.append(batch.exchanges)
+            rejects.extend(batch.rejects)
+            figures.extend(batch.inputs)
     exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
     return _Chunk(exchanges, rejects, figures)
 
