@@ -128,7 +128,7 @@ def diff_table(table: pa.Table, rules: Rules = DEFAULT) -> tuple[pa.Table, pa.Ta
     return diffs, notes_table
 
 
-PARALLEL_SLICE = 4096  # pairs per task when the pairs are diffed in worker processes
+PARALLEL_SLICE = 1024  # fewest pairs per task when the pairs are diffed in worker processes
 
 
 def diff_table_parallel(
