@@ -10,6 +10,7 @@ import importlib.metadata
 import json
 import pstats
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,24 @@ def test_tap_inputs_carry_the_sha256_of_their_bytes(tmp_path: Path) -> None:
         data = Path(entry["path"]).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["size"] == len(data)
+
+
+def test_workers_come_from_a_fork_server_where_threads_already_run(tmp_path: Path) -> None:
+    """A notebook's kernel runs threads: forking it could copy a lock one of them holds."""
+    primary, mirror = tap_window(tmp_path, collection.CHUNK_FILES + 100)
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait)
+    busy.start()
+    try:
+        groups = [*expand_groups([primary], "primary"), *expand_groups([mirror], "mirror")]
+        plan = collection.plan(groups, None)
+        with collection.Readers(plan) as readers:
+            assert readers.pool is not None
+            context = readers.pool._mp_context  # type: ignore[attr-defined]
+            assert context.get_start_method() == "forkserver"
+            found = collection.collect(plan, collection.Options(), readers, lambda _: None)
+    finally:
+        stop.set()
+        busy.join()
+    assert found.exchanges.num_rows == 2 * (collection.CHUNK_FILES + 100)
+    assert not found.rejects
