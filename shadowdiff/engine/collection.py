@@ -180,7 +180,7 @@ def _head(source: Input) -> bytes | None:
 
 
 def _by(collector: Collector, sources: list[Input], strict: bool) -> list[_Item]:
-    if isinstance(collector, ManyInputsCollector) and hasattr(collector, "read_many"):
+    if isinstance(collector, ManyInputsCollector):
         return [_Many(sources, collector)]
     return [
         _Refused(s, "empty file: nothing to read") if _is_empty(s) else _One(s, collector, strict)
@@ -200,7 +200,7 @@ def _merged(items: list[_Item]) -> list[_Item]:
             and last.collector is item.collector
             and last.sources[0].side == item.sources[0].side
         ):
-            merged[-1] = _Many([*last.sources, *item.sources], item.collector)
+            last.sources.extend(item.sources)  # in place: a directory holds many files
         else:
             merged.append(item)
     return merged
