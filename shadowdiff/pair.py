@@ -4,6 +4,10 @@ A request id seen more than once on a side cannot be paired honestly (which reco
 which?), so every record carrying it, on any side, is counted as a duplicate and kept out of
 ``pairs``. Works on the DuckDB table ``exchanges`` and leaves ``pairs_base`` and
 ``unique_exchanges`` (the exchanges without duplicates) beside it.
+
+The join comes first, over every record: without a secondary side and without duplicates (the
+usual case) its rows give every figure, and the per-id count table, a second hash pass over all
+the ids, is never built.
 """
 
 from __future__ import annotations
@@ -25,8 +29,12 @@ class SideCounts:
     duplicates: int
 
 
+# Records per side: a cheap pass over the side column, which the join's figures are checked on.
+SIDE_RECORDS = "SELECT side, count(*) FROM exchanges GROUP BY side"
+
 # One pass over the request ids (normalize leaves none missing): how many records each side has
-# of each. Every figure comes from this small table, and so do the duplicates.
+# of each. Needed only with a secondary side or duplicates: then every figure comes from this
+# small table, and so do the duplicates.
 ID_COUNTS = """
 CREATE OR REPLACE TEMP TABLE id_counts AS
     SELECT *, greatest(n_primary, n_mirror, n_secondary) > 1 AS duplicate
@@ -58,7 +66,9 @@ CREATE OR REPLACE TEMP VIEW unique_exchanges AS
 ANTI_JOIN = "ANTI JOIN (SELECT request_id FROM id_counts WHERE duplicate) d USING (request_id)"
 
 # The hash join costs less than keeping each side's values in the aggregate above (strings in
-# aggregate states; measured on 2M records).
+# aggregate states; measured on 2M records). Before duplicates are known it runs over every
+# record, with a limit: an id repeated on both sides multiplies its rows, and without
+# duplicates there are at most as many rows as records.
 PAIRS_BASE = """
 CREATE OR REPLACE TEMP TABLE pairs_base AS
     WITH p AS (SELECT * FROM unique_exchanges WHERE side = 'primary'),
@@ -75,8 +85,22 @@ CREATE OR REPLACE TEMP TABLE pairs_base AS
         p.duration_ms AS primary_duration_ms,
         m.duration_ms AS mirror_duration_ms,
         m.duration_ms - p.duration_ms AS latency_delta_ms
-    FROM p FULL OUTER JOIN m ON p.request_id = m.request_id;
+    FROM p FULL OUTER JOIN m ON p.request_id = m.request_id
+    {limit}
 """
+
+# The join's rows by orphan, and the distinct ids among the orphans (few, usually).
+JOINED = """
+SELECT count(*),
+       count(*) FILTER (WHERE orphan IS NULL),
+       count(*) FILTER (WHERE orphan = 'primary_only'),
+       count(*) FILTER (WHERE orphan = 'mirror_only'),
+       count(DISTINCT request_id) FILTER (WHERE orphan IS NOT NULL)
+FROM pairs_base
+"""
+DROP_DUPLICATES = (
+    "DELETE FROM pairs_base WHERE request_id IN (SELECT request_id FROM id_counts WHERE duplicate)"
+)
 
 
 def pair(con: duckdb.DuckDBPyConnection) -> dict[str, SideCounts]:
@@ -85,6 +109,37 @@ def pair(con: duckdb.DuckDBPyConnection) -> dict[str, SideCounts]:
     The secondary side (the noise baseline) is paired against the primary: its records count as
     paired when the primary has the same request id.
     """
+    records = {side: int(n) for side, n in con.sql(SIDE_RECORDS).fetchall()}
+    primary, mirror = records.get("primary", 0), records.get("mirror", 0)
+    con.execute(UNIQUE_EXCHANGES.format(anti_join=""))
+    con.execute(PAIRS_BASE.format(limit=f"LIMIT {primary + mirror + 1}"))
+    rows, paired, primary_only, mirror_only, orphan_ids = con.sql(JOINED).fetchall()[0]
+    # Every id on both sides once, and no orphan id twice: no duplicates anywhere. (An id
+    # repeated on one side repeats its partner's record in the join, or its own orphan rows.)
+    unique = (
+        set(records) <= {"primary", "mirror"}
+        and paired + primary_only == primary
+        and paired + mirror_only == mirror
+        and orphan_ids == primary_only + mirror_only
+    )
+    if unique:
+        return {
+            "primary": SideCounts(primary, paired, primary_only, 0),
+            "mirror": SideCounts(mirror, paired, mirror_only, 0),
+            "secondary": SideCounts(0, 0, 0, 0),
+        }
+    counts = _counted(con)
+    if any(c.duplicates for c in counts.values()):
+        con.execute(UNIQUE_EXCHANGES.format(anti_join=ANTI_JOIN))
+        if rows <= primary + mirror:  # complete: only the duplicates' rows are wrong
+            con.execute(DROP_DUPLICATES)
+        else:
+            con.execute(PAIRS_BASE.format(limit=""))
+    return counts
+
+
+def _counted(con: duckdb.DuckDBPyConnection) -> dict[str, SideCounts]:
+    """Every side's figures from the per-id count table (built here)."""
     con.execute(ID_COUNTS)
     placed = {side: figures for side, *figures in con.sql(PLACED).fetchall()}
     counts = {}
@@ -96,7 +151,4 @@ def pair(con: duckdb.DuckDBPyConnection) -> dict[str, SideCounts]:
             orphaned=int(orphaned),
             duplicates=int(duplicates),
         )
-    has_duplicates = any(c.duplicates for c in counts.values())
-    con.execute(UNIQUE_EXCHANGES.format(anti_join=ANTI_JOIN if has_duplicates else ""))
-    con.execute(PAIRS_BASE)
     return counts

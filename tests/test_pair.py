@@ -120,3 +120,22 @@ def test_no_duplicates_and_no_secondary() -> None:
     assert counts["mirror"] == SideCounts(records=2, paired=2, orphaned=0, duplicates=0)
     assert counts["secondary"] == SideCounts(records=0, paired=0, orphaned=0, duplicates=0)
     assert pairs["c"]["outcome"] == "primary_only"
+
+
+def test_duplicates_among_orphans_only_are_found() -> None:
+    # The join's counts add up here (no id repeats a partner's record): only the orphans'
+    # repeated id tells.
+    rows = [*tpair("ok"), texchange(request_id="twice"), texchange(request_id="twice")]
+    counts, pairs = run_pairing(rows)
+    assert set(pairs) == {"ok"}
+    assert counts["primary"] == SideCounts(records=3, paired=1, orphaned=0, duplicates=2)
+    assert counts["mirror"] == SideCounts(records=1, paired=1, orphaned=0, duplicates=0)
+
+
+def test_an_id_repeated_on_both_sides_is_paired_without_it() -> None:
+    # 3 × 3 join rows for one id: more rows than records, so the join is built again.
+    repeated = [row for _ in range(3) for row in tpair("many")]
+    counts, pairs = run_pairing([*repeated, *tpair("ok"), texchange(request_id="alone")])
+    assert set(pairs) == {"ok", "alone"}
+    assert counts["primary"] == SideCounts(records=5, paired=1, orphaned=1, duplicates=3)
+    assert counts["mirror"] == SideCounts(records=4, paired=1, orphaned=0, duplicates=3)
