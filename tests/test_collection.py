@@ -169,7 +169,7 @@ def test_a_file_named_alone_that_no_collector_reads_is_an_error(tmp_path: Path) 
 def test_workers_give_what_one_process_gives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    primary, mirror = tap_window(tmp_path, 2 * collection.CHUNK_FILES + 345)
+    primary, mirror = tap_window(tmp_path, 2 * collection.MIN_CHUNK_FILES + 345)
     (primary / "tap_0000007.json").write_text("not a trace\n")
     groups = [*expand_groups([primary], "primary"), *expand_groups([mirror], "mirror")]
     with collection.Readers(collection.plan(groups, None)) as readers:
@@ -201,7 +201,7 @@ def test_tap_inputs_carry_the_sha256_of_their_bytes(tmp_path: Path) -> None:
 
 def test_workers_come_from_a_fork_server_where_threads_already_run(tmp_path: Path) -> None:
     """A notebook's kernel runs threads: forking it could copy a lock one of them holds."""
-    primary, mirror = tap_window(tmp_path, collection.CHUNK_FILES + 100)
+    primary, mirror = tap_window(tmp_path, collection.MIN_CHUNK_FILES + 100)
     stop = threading.Event()
     busy = threading.Thread(target=stop.wait)
     busy.start()
@@ -216,5 +216,5 @@ def test_workers_come_from_a_fork_server_where_threads_already_run(tmp_path: Pat
     finally:
         stop.set()
         busy.join()
-    assert found.exchanges.num_rows == 2 * (collection.CHUNK_FILES + 100)
+    assert found.exchanges.num_rows == 2 * (collection.MIN_CHUNK_FILES + 100)
     assert not found.rejects

@@ -22,6 +22,8 @@ import gc
 import importlib
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -45,8 +47,12 @@ from shadowdiff.collect.lines import HEAD_BYTES, read_head
 from shadowdiff.errors import InputError
 
 SNIFF_SAMPLE = 5  # files of a group sniffed to choose its collector
-CHUNK_FILES = 1000  # files per task of a worker process
-PARALLEL_MIN_FILES = 2 * CHUNK_FILES  # fewer files are read in this process
+# Files per task of a worker process: as few tasks as keep every worker busy, since the pool
+# hands a worker its next task only when this process has taken the last one's result; at
+# most MAX_CHUNK_FILES, so that progress shows and a task's table stays small.
+MIN_CHUNK_FILES = 1000
+MAX_CHUNK_FILES = 5000
+PARALLEL_MIN_FILES = 2 * MIN_CHUNK_FILES  # fewer files are read in this process
 EMPTY = "-"  # the source of an input that held nothing to read
 
 Progress = Callable[[str], None]
@@ -223,7 +229,9 @@ class Readers:
 
     def __init__(self, plan: Plan) -> None:
         self.pool: Executor | None = None
-        self.workers = min(_cores(), -(-plan.many_files // CHUNK_FILES))
+        self.spill: str | None = None
+        self.workers = min(_cores(), -(-plan.many_files // MIN_CHUNK_FILES))
+        self.chunk_files = min(MAX_CHUNK_FILES, -(-plan.many_files // max(self.workers, 1)))
         workers = self.workers
         if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
             self.workers = 1
@@ -240,6 +248,7 @@ class Readers:
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
+        self.spill = tempfile.mkdtemp(prefix="shadowdiff-chunks-")
 
     def __enter__(self) -> Readers:
         return self
@@ -247,6 +256,8 @@ class Readers:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.spill is not None:
+            shutil.rmtree(self.spill, ignore_errors=True)
 
 
 def _cores() -> int:
@@ -258,11 +269,22 @@ def _cores() -> int:
 
 @dataclass
 class _Chunk:
-    """What a worker sends back: a chunk's exchanges, rejects and per-input figures."""
+    """What a worker sends back: a chunk's exchanges (or the Arrow file that holds them),
+    rejects and per-input figures."""
 
-    exchanges: pa.Table
+    exchanges: pa.Table | None
     rejects: list[dict[str, object]]
     figures: list[InputFigures]
+    spilled: str | None = None
+
+    def table(self) -> pa.Table:
+        if self.spilled is None:
+            assert self.exchanges is not None
+            return self.exchanges
+        # Mapped, not copied; the mapping outlives the file's name.
+        table = pa.ipc.open_file(pa.memory_map(self.spilled)).read_all()
+        os.unlink(self.spilled)
+        return table
 
 
 @contextlib.contextmanager
@@ -278,7 +300,12 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _read_chunk(collector_name: str, sources: list[Input], options: Options) -> _Chunk:
+def _read_chunk(
+    collector_name: str, sources: list[Input], options: Options, spill: str | None = None
+) -> _Chunk:
+    """Read ``sources``; with ``spill`` (a directory), the exchanges go to an Arrow file there:
+    through the result pipe, a worker would wait for the parent to read and unpickle every
+    body before it could go on with the next chunk."""
     collector = registry.get(collector_name)
     assert isinstance(collector, ManyInputsCollector)
     tables: list[pa.Table] = []
@@ -290,7 +317,12 @@ def _read_chunk(collector_name: str, sources: list[Input], options: Options) -> 
             rejects.extend(batch.rejects)
             figures.extend(batch.inputs)
     exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
-    return _Chunk(exchanges, rejects, figures)
+    if spill is None:
+        return _Chunk(exchanges, rejects, figures)
+    fd, path = tempfile.mkstemp(suffix=".arrow", dir=spill)
+    with os.fdopen(fd, "wb") as file, pa.ipc.new_file(file, exchanges.schema) as writer:
+        writer.write_table(exchanges)
+    return _Chunk(None, rejects, figures, spilled=path)
 
 
 def collect(plan: Plan, options: Options, readers: Readers, progress: Progress) -> Collected:
@@ -321,9 +353,11 @@ def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
     for item in plan.items:
         if isinstance(item, _Many) and readers.pool is not None:
             name, side = item.collector.name, item.sources[0].side
-            for start in range(0, len(item.sources), CHUNK_FILES):
-                chunk = item.sources[start : start + CHUNK_FILES]
-                pending.append((readers.pool.submit(_read_chunk, name, chunk, options), side))
+            size = readers.chunk_files
+            for start in range(0, len(item.sources), size):
+                chunk = item.sources[start : start + size]
+                task = readers.pool.submit(_read_chunk, name, chunk, options, readers.spill)
+                pending.append((task, side))
         else:
             pending.append(item)
     for entry in pending:
@@ -344,7 +378,7 @@ def _from_chunk(chunk: _Chunk, side: str | None) -> _Piece:
         InputReport(f.path, side, f.source, f.size, f.records, f.rejected, f.blank, f.sha256)
         for f in chunk.figures
     ]
-    return _sided(Batch(chunk.exchanges), side), chunk.rejects, reports
+    return _sided(Batch(chunk.table()), side), chunk.rejects, reports
 
 
 def _refused(item: _Refused) -> _Piece:
