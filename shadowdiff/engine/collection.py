@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -270,11 +272,13 @@ def _cores() -> int:
 @dataclass
 class _Chunk:
     """What a worker sends back: a chunk's exchanges (or the Arrow file that holds them),
-    rejects and per-input figures."""
+    rejects and per-input figures, the figures as columns (``InputFigures`` fields in order):
+    tens of thousands of small objects would cost the parent more to unpickle than the
+    worker spent reading."""
 
     exchanges: pa.Table | None
     rejects: list[dict[str, object]]
-    figures: list[InputFigures]
+    figures: list[list[Any]]
     spilled: str | None = None
 
     def table(self) -> pa.Table:
@@ -285,6 +289,17 @@ class _Chunk:
         table = pa.ipc.open_file(pa.memory_map(self.spilled)).read_all()
         os.unlink(self.spilled)
         return table
+
+    def reports(self, side: str | None) -> list[InputReport]:
+        if not self.figures:
+            return []
+        paths, sources, sizes, records, rejected, blank, digests = self.figures
+        return [
+            InputReport(path, side, *figures)
+            for path, *figures in zip(
+                paths, sources, sizes, records, rejected, blank, digests, strict=True
+            )
+        ]
 
 
 @contextlib.contextmanager
@@ -301,13 +316,19 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def _read_chunk(
-    collector_name: str, sources: list[Input], options: Options, spill: str | None = None
+    collector_name: str,
+    paths: list[str],
+    side: str | None,
+    options: Options,
+    spill: str | None = None,
 ) -> _Chunk:
-    """Read ``sources``; with ``spill`` (a directory), the exchanges go to an Arrow file there:
-    through the result pipe, a worker would wait for the parent to read and unpickle every
-    body before it could go on with the next chunk."""
+    """Read the files at ``paths`` (names, not ``Input`` objects: cheaper to send). With
+    ``spill`` (a directory), the exchanges go to an Arrow file there: through the result pipe,
+    a worker would wait for the parent to read and unpickle every body before it could go on
+    with the next chunk."""
     collector = registry.get(collector_name)
     assert isinstance(collector, ManyInputsCollector)
+    sources = [Input(Path(path), side) for path in paths]
     tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
     figures: list[InputFigures] = []
@@ -317,12 +338,14 @@ def _read_chunk(
             rejects.extend(batch.rejects)
             figures.extend(batch.inputs)
     exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
+    rows = ((f.path, f.source, f.size, f.records, f.rejected, f.blank, f.sha256) for f in figures)
+    columns = [list(column) for column in zip(*rows, strict=True)]
     if spill is None:
-        return _Chunk(exchanges, rejects, figures)
+        return _Chunk(exchanges, rejects, columns)
     fd, path = tempfile.mkstemp(suffix=".arrow", dir=spill)
     with os.fdopen(fd, "wb") as file, pa.ipc.new_file(file, exchanges.schema) as writer:
         writer.write_table(exchanges)
-    return _Chunk(None, rejects, figures, spilled=path)
+    return _Chunk(None, rejects, columns, spilled=path)
 
 
 def collect(plan: Plan, options: Options, readers: Readers, progress: Progress) -> Collected:
@@ -330,12 +353,13 @@ def collect(plan: Plan, options: Options, readers: Readers, progress: Progress) 
     result = Collected(schema.empty(schema.EXCHANGES))
     tables: list[pa.Table] = []
     total = len(plan.inputs)
+    records = 0
     for table, rejects, reports in _pieces(plan, options, readers):
         if table.num_rows:
             tables.append(table)
         result.rejects.extend(rejects)
         result.reports.extend(reports)
-        records = sum(r.records for r in result.reports)
+        records += sum(r.records for r in reports)
         progress(f"read {len(result.reports)}/{total} inputs, {records} records")
     if tables:
         result.exchanges = pa.concat_tables(tables, promote_options="permissive")
@@ -355,8 +379,8 @@ def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
             name, side = item.collector.name, item.sources[0].side
             size = readers.chunk_files
             for start in range(0, len(item.sources), size):
-                chunk = item.sources[start : start + size]
-                task = readers.pool.submit(_read_chunk, name, chunk, options, readers.spill)
+                paths = [s.name for s in item.sources[start : start + size]]
+                task = readers.pool.submit(_read_chunk, name, paths, side, options, readers.spill)
                 pending.append((task, side))
         else:
             pending.append(item)
@@ -369,16 +393,13 @@ def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
         elif isinstance(entry, _One):
             yield _read_one(entry, options)
         else:
-            read = _read_chunk(entry.collector.name, entry.sources, options)
-            yield _from_chunk(read, entry.sources[0].side)
+            side = entry.sources[0].side
+            read = _read_chunk(entry.collector.name, [s.name for s in entry.sources], side, options)
+            yield _from_chunk(read, side)
 
 
 def _from_chunk(chunk: _Chunk, side: str | None) -> _Piece:
-    reports = [
-        InputReport(f.path, side, f.source, f.size, f.records, f.rejected, f.blank, f.sha256)
-        for f in chunk.figures
-    ]
-    return _sided(Batch(chunk.table()), side), chunk.rejects, reports
+    return _sided(Batch(chunk.table()), side), chunk.rejects, chunk.reports(side)
 
 
 def _refused(item: _Refused) -> _Piece:
