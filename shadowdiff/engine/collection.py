@@ -229,7 +229,7 @@ class Readers:
     Where the caller already runs threads (a notebook's kernel), workers come from a fork
     server instead."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, spill_in: Path | None = None) -> None:
         self.pool: Executor | None = None
         self.spill: str | None = None
         self.workers = min(_cores(), -(-plan.many_files // MIN_CHUNK_FILES))
@@ -250,7 +250,8 @@ class Readers:
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
-        self.spill = tempfile.mkdtemp(prefix="shadowdiff-chunks-")
+        # In the run's working directory when there is one: a killed run's chunks go with it.
+        self.spill = tempfile.mkdtemp(prefix="chunks-", dir=spill_in)
 
     def __enter__(self) -> Readers:
         return self
@@ -258,8 +259,14 @@ class Readers:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        self.discard_spill()
+
+    def discard_spill(self) -> None:
+        """Remove the chunks' directory (their files are gone once read; the tables stay
+        mapped)."""
         if self.spill is not None:
             shutil.rmtree(self.spill, ignore_errors=True)
+            self.spill = None
 
 
 def _cores() -> int:

@@ -33,6 +33,7 @@ from shadowdiff.latency import latency
 from shadowdiff.noise import detect as detect_noise
 from shadowdiff.normalize import normalize
 from shadowdiff.pair import SideCounts, pair
+from shadowdiff.rundir import RunDir
 
 UNASSIGNED = "unassigned"
 # Threads writing tables beside the stages.
@@ -102,14 +103,17 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     hashed = inputs.hashed_by_collector()
     unhashed = [s.path for s in inputs.inputs if s.name not in hashed]
     with (
-        Readers(inputs) as readers,
+        RunDir(out) as run_dir,  # the lock first: a second run into ``out`` stops here
+        Readers(inputs, run_dir.work) as readers,
         ThreadPoolExecutor(max_workers=BACKGROUND) as background,
         Digests(unhashed) as digests,
     ):
+        work = run_dir.work
         if readers.pool is not None:
             _import_in_background(*LATER_IMPORTS)
         with _timed(timings, "collect"):
             collected = collect(inputs, options, readers, say)
+            readers.discard_spill()  # before the working directory becomes the run
             rejects, reports = collected.rejects, collected.reports
         with _timed(timings, "normalize"):
             normalized = normalize(collected.exchanges, config)
@@ -117,11 +121,10 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             exchanges = normalized.exchanges
             if config.rules.redact_body:  # before anything is stored
                 exchanges = redact_table(exchanges, config.rules)
-        store.begin(out)
-        written = [background.submit(store.write_table, out, "exchanges", exchanges)]
+        written = [background.submit(store.write_table, work, "exchanges", exchanges)]
 
         def write(name: str, table: pa.Table) -> None:
-            written.append(background.submit(store.write_table, out, name, table))
+            written.append(background.submit(store.write_table, work, name, table))
 
         con = db.connect()
         try:
@@ -155,8 +158,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
                 table_written.result()
-    manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
-    store.finish(out, manifest)
+        manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
+        store.finish(work, manifest)
+        run_dir.commit()  # the previous run stays whole until this rename
     return RunResult(out, manifest, config, timings)
 
 
