@@ -16,6 +16,7 @@ from typing import Any
 from shadowdiff.diff.rules import RULE_SECTIONS, Rules
 from shadowdiff.errors import ConfigError
 from shadowdiff.noise.thresholds import Thresholds
+from shadowdiff.redact import DEFAULT_QUERY_SECRETS
 from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
 
 # Sections kept as given in Config.extra, for the stages after the run (report, check, …).
@@ -56,6 +57,8 @@ class Config:
     auto_endpoints: bool = True
     redact_headers: tuple[str, ...] = DEFAULT_REDACT_HEADERS
     redact_body: tuple[str, ...] = ()
+    # Query parameters redacted in paths and URLs: the defaults and [redact] query.
+    redact_query: tuple[str, ...] = DEFAULT_QUERY_SECRETS
     out: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
     rules: Rules = field(default_factory=Rules)
@@ -81,6 +84,7 @@ class Config:
             "auto_endpoints": self.auto_endpoints,
             "redact_headers": list(self.redact_headers),
             "redact_body": list(self.redact_body),
+            "redact_query": list(self.redact_query),
             "out": self.out,
             "noise": self.noise.as_dict(),
             "extra": dict(self.extra),
@@ -134,6 +138,7 @@ def from_mapping(
         auto_endpoints=bool(endpoints.get("auto", True)),
         redact_headers=rules.redact_headers,  # the defaults and [redact] headers, lowercase
         redact_body=strings(redact.get("body", []), "[redact] body", origin),
+        redact_query=_query_secrets(strings(redact.get("query", []), "[redact] query", origin)),
         out=out,
         extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
         rules=rules,
@@ -150,6 +155,11 @@ def _thresholds(data: Any, origin: str) -> Thresholds:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: [noise] must be a table of thresholds, e.g. min_pairs = 50.")
     return Thresholds.from_mapping(data, origin)
+
+
+def _query_secrets(extra: tuple[str, ...]) -> tuple[str, ...]:
+    """The default credential query parameters and the configured ones, lowercase, once."""
+    return tuple(dict.fromkeys(DEFAULT_QUERY_SECRETS + tuple(n.lower() for n in extra)))
 
 
 def relative_to(base: Path | None, path: str) -> str:

@@ -18,8 +18,10 @@ from shadowdiff import db, schema
 from shadowdiff.config import Config
 from shadowdiff.diff.model import REDACTED
 from shadowdiff.errors import ConfigError
+from shadowdiff.redact import Redactor
 
 HEADER_COLUMNS = ("request_headers", "response_headers")
+URL_COLUMNS = ("path", "authority")
 _LOCATION_SUFFIX = re.compile(r"(:\d+|#\d+)$")  # file:line, file#document
 
 # One path segment that is an identifier rather than part of the route.
@@ -37,20 +39,33 @@ class Normalized:
     rejects: list[dict[str, object]]
 
 
-def normalize(exchanges: pa.Table, config: Config) -> Normalized:
+def normalize(exchanges: pa.Table, config: Config, redactor: Redactor | None = None) -> Normalized:
     """Assign ``side`` (flag, then ``[sides]`` rules, else the ``-shadow`` authority suffix),
     ``endpoint`` and redaction; split off records that cannot be paired.
 
     DuckDB computes only the new columns (it reads just the columns they need); they replace
-    the old ones in the Arrow table, so the other columns are never copied.
+    the old ones in the Arrow table, so the other columns are never copied. Secrets in paths
+    and authorities (``redactor``, by default one with a fresh key) go first, before anything
+    is derived from them.
     """
     redacted = [c for c in HEADER_COLUMNS if _holds(exchanges.column(c), config.redact_headers)]
     con = db.connect()
     try:
         con.register("collected", exchanges)
+        estimate = con.sql("SELECT approx_count_distinct(path) FROM collected").fetchall()[0][0]
+        # Traffic repeats its paths: then they are encoded once, for the redaction (which looks
+        # at each distinct path) and for the endpoints (computed once per distinct request).
+        paths = None
+        if estimate < DISTINCT_PATHS_SHARE * exchanges.num_rows:
+            paths = _encode(exchanges.column("path"))
+        before = exchanges
+        exchanges, paths = _redact_urls(exchanges, paths, redactor or Redactor(config.redact_query))
+        if exchanges is not before:
+            con.unregister("collected")
+            con.register("collected", exchanges)
         _check_side_rules(con, config)
         computed = _arrow(con.sql(_query(config, redacted)))
-        endpoint = _endpoints(con, exchanges, config)
+        endpoint = _endpoints(con, exchanges, config, paths)
     finally:
         con.close()
     table = exchanges
@@ -204,6 +219,30 @@ def _template(template: str) -> tuple[str | None, str, str]:
     return method, pattern, label
 
 
+def _redact_urls(
+    exchanges: pa.Table, paths: pa.DictionaryArray | None, redactor: Redactor
+) -> tuple[pa.Table, pa.DictionaryArray | None]:
+    """Credential query parameters and userinfo redacted in ``path`` and ``authority``; a
+    column that holds none is left as it is. ``paths``: the path column encoded, if it is."""
+    if paths is not None:
+        fixed = redactor.dictionary(paths)
+        if fixed is not None:
+            paths = fixed
+            exchanges = _replaced(exchanges, "path", fixed.cast(pa.string()))
+    else:
+        column = redactor.column(exchanges.column("path"))
+        if column is not None:
+            exchanges = _replaced(exchanges, "path", column)
+    authorities = redactor.dictionary(_encode(exchanges.column("authority")))  # few distinct
+    if authorities is not None:
+        exchanges = _replaced(exchanges, "authority", authorities.cast(pa.string()))
+    return exchanges, paths
+
+
+def _replaced(table: pa.Table, name: str, column: pa.Array | pa.ChunkedArray) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, column)
+
+
 def _redact_sql(column: str, headers: tuple[str, ...]) -> str:
     if not headers:
         return column
@@ -243,16 +282,17 @@ DISTINCT_PATHS_SHARE = 0.2
 
 
 def _endpoints(
-    con: duckdb.DuckDBPyConnection, exchanges: pa.Table, config: Config
+    con: duckdb.DuckDBPyConnection,
+    exchanges: pa.Table,
+    config: Config,
+    paths: pa.DictionaryArray | None,
 ) -> pa.ChunkedArray:
-    """Every row's endpoint, in row order. Traffic repeats its paths, so the regular expressions
-    run once per distinct (method, path) and each row takes its endpoint by index; a quick
-    estimate of the distinct paths first tells whether that pays."""
-    estimate = con.sql("SELECT approx_count_distinct(path) FROM collected").fetchall()[0][0]
-    if estimate >= DISTINCT_PATHS_SHARE * exchanges.num_rows:
+    """Every row's endpoint, in row order. Where traffic repeats its paths (``paths``, the path
+    column encoded), the regular expressions run once per distinct (method, path) and each
+    row takes its endpoint by index; else once per row."""
+    if paths is None:
         return _arrow(con.sql(_endpoint_query(config, "collected"))).column("endpoint")
     methods = _encode(exchanges.column("method"))
-    paths = _encode(exchanges.column("path"))
     width = len(methods.dictionary)
     # Each row's (method, path) as one number, path index * width + method index, encoded in turn.
     number = pc.add(pc.multiply(paths.indices.cast(pa.int64()), width), methods.indices)

@@ -89,8 +89,8 @@ def read_manifest(out: Path) -> dict[str, Any]:
     path = out / MANIFEST
     if not path.exists():
         raise InputError(
-            f"{out}: not a shadowdiff run directory (no {MANIFEST}; an interrupted run leaves "
-            "none). Run `shadowdiff run … --out DIR` first."
+            f"{out}: not a shadowdiff run directory (no {MANIFEST}). "
+            "Run `shadowdiff run … --out DIR` first."
         )
     try:
         data = orjson.loads(path.read_bytes())

@@ -33,6 +33,7 @@ from shadowdiff.latency import latency
 from shadowdiff.noise import detect as detect_noise
 from shadowdiff.normalize import normalize
 from shadowdiff.pair import SideCounts, pair
+from shadowdiff.redact import Redactor
 from shadowdiff.rundir import RunDir
 
 UNASSIGNED = "unassigned"
@@ -115,8 +116,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             collected = collect(inputs, options, readers, say)
             readers.discard_spill()  # before the working directory becomes the run
             rejects, reports = collected.rejects, collected.reports
+        redactor = Redactor(config.redact_query)  # one key for the run: both sides alike
         with _timed(timings, "normalize"):
-            normalized = normalize(collected.exchanges, config)
+            normalized = normalize(collected.exchanges, config, redactor)
             rejects.extend(normalized.rejects)
             exchanges = normalized.exchanges
             if config.rules.redact_body:  # before anything is stored
@@ -149,6 +151,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         finally:
             con.close()
         write("noise", noise)
+        for row in rejects:  # a rejected line's excerpt may hold a URL with its secrets
+            if isinstance(row["excerpt"], str):
+                row["excerpt"] = redactor.url(row["excerpt"])
         write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
         with _timed(timings, "hash"):  # what is left of it after the stages
             digest_of = {str(path): index for index, path in enumerate(unhashed)}
