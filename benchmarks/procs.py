@@ -184,3 +184,11 @@ def run_shadowdiff(primary: str, mirror: str, *options: str, cwd: str | None = N
         return Sample(sample.seconds, sample.cpu, sample.peak_mb, sample.stdout, extra)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def shown(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (the repository, where children run) when inside it."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(root))
+    except ValueError:
+        return str(path)

@@ -49,6 +49,7 @@ from benchmarks.procs import (  # noqa: E402
     run_process,
     run_shadowdiff,
     shadowdiff_command,
+    shown,
     summarize,
 )
 from benchmarks.record import machine, write_section  # noqa: E402
@@ -60,11 +61,7 @@ SQLRUN = HERE / "sqlrun.py"
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the repository when it is inside it (children run from there)."""
-    try:
-        return str(Path(os.path.abspath(path)).relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return shown(path, ROOT)
 
 
 def _sql_command(script: Path, primary: Path, mirror: Path, out: str | None) -> list[str]:

@@ -59,6 +59,7 @@ from benchmarks.procs import (  # noqa: E402
     run_process,
     run_shadowdiff,
     shadowdiff_command,
+    shown,
     summarize,
 )
 from benchmarks.record import machine, write_section  # noqa: E402
@@ -288,10 +289,7 @@ def corpus(data: Path, n: int, seed: int) -> Corpus:
 
 
 def _shown(path: Path) -> str:
-    try:
-        return str(Path(os.path.abspath(path)).relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return shown(path, ROOT)
 
 
 def _notebook_command(c: Corpus, out: str) -> list[str]:
