@@ -541,6 +541,10 @@ def _metrics(mid: int, version: str) -> dict[str, Any]:
 
 def _quote(qid: int, version: str) -> dict[str, Any]:
     score = round(_RANDOM.gauss(SCORE_MEAN[version], SCORE_SD), 2)
+    if version == "v2":
+        # Half a cent more: the two sides' random draws can round to the same value (about one
+        # pair in 5,000), and the plant says every quote differs.
+        score = round(score + 0.005, 3)
     return {"id": qid, "symbol": f"Q{qid % 50:03d}", "score": score} | _noisy()
 
 
