@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import glob
 import os
 import secrets
 import shutil
@@ -88,7 +89,7 @@ class RunDir:
         """Working directories of runs that were killed (none can be running: the lock is
         ours), and a previous run parked by a swap that was cut short."""
         parked: list[Path] = []
-        for path in self.out.parent.glob(f".{self.out.name}.*-*"):
+        for path in self.out.parent.glob(f".{glob.escape(self.out.name)}.*-*"):
             kind = path.name[len(self.out.name) + 2 :].split("-", 1)[0]
             if kind == "run":
                 shutil.rmtree(path, ignore_errors=True)
