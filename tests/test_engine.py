@@ -175,3 +175,31 @@ def test_empty_file_alone_is_a_reject_not_a_crash(tmp_path: Path, side_flag: str
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "empty file" in result.output
+
+
+@pytest.mark.parametrize("kind", ["json", "text"])
+def test_a_line_longer_than_the_reader_takes_is_rejected_not_lost(
+    tmp_path: Path, kind: str
+) -> None:
+    """DuckDB drops a line longer than its buffer without a reject row: it is found by length,
+    rejected, and the lines after it keep their numbers."""
+    huge = '{"path": "/big", "x": "' + "a" * (40 * 2**20) + '"}'
+    if kind == "json":
+        good = [json_line(f"id-{i}") for i in range(30)]
+    else:
+        good = [
+            f'[2026-11-28T10:00:00.000Z] "GET /api/items/{i} HTTP/1.1" 200 - via_upstream - "-" '
+            f'0 10 12 11 "-" "curl/8" "id-{i}" "app:8080" "127.0.0.1:9080" inbound|8080|| '
+            "127.0.0.6:40000 10.0.0.5:8080 10.0.0.1:50000 - default"
+            for i in range(30)
+        ]
+    log = tmp_path / "p.log"
+    log.write_text("\n".join([*good[:10], huge, *good[10:]]) + "\n")
+    result = shadowdiff.run(primary=[str(log)], mirror=[str(log)], out=tmp_path / "out")
+    books = result.manifest["conservation"]["primary"]
+    assert books["read"] == 31 and books["rejected"] == 1 and books["paired"] == 30
+    con = shadowdiff.open(tmp_path / "out")
+    reasons = con.sql("SELECT DISTINCT location, reason FROM rejects").fetchall()
+    assert reasons == [(f"{log}:11", "line of 40 MB exceeds the line limit")]
+    where = con.sql("SELECT DISTINCT location FROM exchanges WHERE request_id = 'id-10'")
+    assert where.fetchall() == [(f"{log}:12",)]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import mmap
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -193,8 +192,6 @@ SAMPLE_WINDOWS = 16  # further samples spread over an uncompressed file
 WINDOW_BYTES = 32 * 1024
 SNIFF_LINES = 50
 BAD_VALUE_CHARS = 60
-COUNT_CHUNK = 1 << 20
-NEWLINE = 10
 
 REASON_NOT_JSON = "not JSON"
 REASON_NOT_OBJECT = "JSON but not an object"
@@ -742,39 +739,6 @@ def _keys_of(sample: Iterable[bytes]) -> list[str]:
     return list(keys)
 
 
-def _count_lines(source: Input, kind: str | None) -> int | None:
-    """Lines in the (decompressed) file, blank ones and an unterminated last one included, as
-    read_json counts them: only "\\n" ends a line. None when the file cannot be read."""
-    try:
-        if kind is None:
-            return _count_mapped(source)
-        newlines, last = 0, b"\n"
-        with lines.open_input(source) as stream:
-            while chunk := stream.read(COUNT_CHUNK):
-                newlines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == NEWLINE))
-                last = chunk[-1:]
-        return newlines + (last != b"\n")
-    except (OSError, EOFError, ValueError, InputError):
-        return None  # the exact path says what is wrong with the file
-
-
-def _count_mapped(source: Input) -> int:
-    # numpy over a memory map counts newlines ~3x faster than bytes.count, on one core.
-    with open(source.path, "rb") as f:
-        size = f.seek(0, 2)
-        if size == 0:
-            return 0
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            data = np.frombuffer(mapped, dtype=np.uint8)
-            newlines = sum(
-                int(np.count_nonzero(data[i : i + COUNT_CHUNK] == NEWLINE))
-                for i in range(0, size, COUNT_CHUNK)
-            )
-            unterminated = bool(data[-1] != NEWLINE)
-            del data  # the map cannot close while numpy holds it
-    return newlines + unterminated
-
-
 def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | None:
     """Read with ``read_json``; None when the file is not one clean object per line."""
     if not layout.fields:
@@ -790,7 +754,7 @@ def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | Non
     )
     # Counting lines runs beside the query: DuckDB leaves a core idle now and then.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        counting = pool.submit(_count_lines, source, kind)
+        counting = pool.submit(lines.count_lines, source, kind)
         with _connect() as con:
             try:
                 table: pa.Table | None = _arrow(con, typed_select(layout, relation))
@@ -912,7 +876,7 @@ def _cut_short_line(source: Input, kind: str | None, scanned: lines.Lines) -> in
     last = b"\n"
     with lines.open_input(source) as stream:
         try:
-            while chunk := stream.read(COUNT_CHUNK):
+            while chunk := stream.read(lines.COUNT_CHUNK):
                 last = chunk[-1:]
         except (OSError, EOFError, ValueError):
             return None

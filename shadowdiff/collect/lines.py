@@ -7,7 +7,9 @@ Line collectors get ``Lines`` chunks: Arrow columns of line numbers and text, re
 from __future__ import annotations
 
 import gzip
+import mmap
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -23,6 +25,11 @@ from shadowdiff.errors import InputError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 HEAD_BYTES = 64 * 1024
+COUNT_CHUNK = 1 << 20
+NEWLINE = 10
+# DuckDB's line reader rejects a line over its maximum size, but one longer than its buffer it
+# drops without a word: every line at least this long is checked against the rows it gave.
+LONG_LINE_BYTES = 2 * 1024 * 1024
 
 
 def compression(path_head: bytes) -> str | None:
@@ -66,6 +73,39 @@ def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
                 f"{source.name}: the compressed data cannot be read ({e}). "
                 "Is the file complete? Decompress it by hand to check."
             ) from e
+
+
+def count_lines(source: Input, kind: str | None) -> int | None:
+    """Lines in the (decompressed) file, blank ones and an unterminated last one included, as
+    read_json counts them: only "\\n" ends a line. None when the file cannot be read."""
+    try:
+        if kind is None:
+            return _count_mapped(source)
+        newlines, last = 0, b"\n"
+        with open_input(source) as stream:
+            while chunk := stream.read(COUNT_CHUNK):
+                newlines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == NEWLINE))
+                last = chunk[-1:]
+        return newlines + (last != b"\n")
+    except (OSError, EOFError, ValueError, InputError):
+        return None  # the exact path says what is wrong with the file
+
+
+def _count_mapped(source: Input) -> int:
+    # numpy over a memory map counts newlines ~3x faster than bytes.count, on one core.
+    with open(source.path, "rb") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            data = np.frombuffer(mapped, dtype=np.uint8)
+            newlines = sum(
+                int(np.count_nonzero(data[i : i + COUNT_CHUNK] == NEWLINE))
+                for i in range(0, size, COUNT_CHUNK)
+            )
+            unterminated = bool(data[-1] != NEWLINE)
+            del data  # the map cannot close while numpy holds it
+    return newlines + unterminated
 
 
 @dataclass
@@ -144,23 +184,36 @@ def scan(source: Input, select: str) -> Lines:
         "* EXCLUDE (line) FROM parsed"
     )
     con = db.connect()
-    try:
-        table = con.sql(query).to_arrow_table()
-        errors = con.sql(
-            "SELECT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
-        ).fetchall()
-    except duckdb.Error as e:
-        raise InputError(
-            f"{source.name}: cannot be read as lines ({str(e).splitlines()[0]}). "
-            "Is it complete, and is it a log file?"
-        ) from e
-    finally:
-        con.close()
+    # Counting the lines (the check that none was dropped) runs beside the query.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counting = pool.submit(count_lines, source, kind)
+        try:
+            table = con.sql(query).to_arrow_table()
+            errors = con.sql(
+                "SELECT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
+            ).fetchall()
+        except duckdb.Error as e:
+            raise InputError(
+                f"{source.name}: cannot be read as lines ({str(e).splitlines()[0]}). "
+                "Is it complete, and is it a log file?"
+            ) from e
+        finally:
+            con.close()
+        total = counting.result()
     rejected = sorted({int(row[0]) for row in errors})
     rejects = [
         reject(source, int(line), _reader_reason(str(error), str(message)), str(text or ""))
         for line, error, message, text in errors
     ]
+    missing = (total or 0) - table.num_rows - len(rejected)
+    if missing > 0:
+        # Lines DuckDB dropped without a reject (longer than its buffer): found by length.
+        dropped = _longest_lines(source, set(rejected), missing)
+        rejects += [
+            reject(source, n, f"line of {size / 2**20:.0f} MB exceeds the line limit", head)
+            for n, size, head in dropped
+        ]
+        rejected = sorted({*rejected, *(n for n, _, _ in dropped)})
     # Rows come in file order; lines the reader rejected are missing. Every other line number
     # is the next one not rejected.
     everything = np.arange(1, table.num_rows + len(rejected) + 1, dtype=np.int64)
@@ -174,6 +227,33 @@ def scan(source: Input, select: str) -> Lines:
     last = int(everything[-1]) if len(everything) else 0
     unterminated = None if _last_byte_is_newline(source, kind) else last
     return Lines(table, rejects, blank_lines, unterminated)
+
+
+def _longest_lines(source: Input, skip: set[int], count: int) -> list[tuple[int, int, bytes]]:
+    """The ``count`` longest lines of at least ``LONG_LINE_BYTES`` not in ``skip``: (line
+    number, length, first bytes), in line order. Line lengths come from the newlines' offsets,
+    a chunk at a time, so a line of any size costs no more memory than a chunk."""
+    found: list[tuple[int, int, bytes]] = []
+    number, length, head = 1, 0, b""
+    with open_input(source) as stream:
+        while chunk := stream.read(COUNT_CHUNK):
+            ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == NEWLINE)
+            start = 0
+            for end in ends.tolist():
+                if not length:
+                    head = chunk[start : start + 200]
+                length += end - start
+                if length >= LONG_LINE_BYTES and number not in skip:
+                    found.append((number, length, head))
+                number, length, start = number + 1, 0, end + 1
+            if start < len(chunk):
+                if not length:
+                    head = chunk[start : start + 200]
+                length += len(chunk) - start
+    if length >= LONG_LINE_BYTES and number not in skip:
+        found.append((number, length, head))
+    longest = sorted(found, key=lambda item: -item[1])[:count]
+    return sorted(longest)
 
 
 def _reader_reason(error: str, message: str) -> str:
