@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -246,3 +247,23 @@ def _table(columns: list[str], rows: list[tuple[Any, ...]], width: int = 48) -> 
     out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
+
+
+def entry() -> None:
+    """The ``shadowdiff`` command. When a command is done it leaves without Python's teardown:
+    freeing every object of a large run (DuckDB, Arrow buffers, a million small ones) costs
+    0.2–0.4 s of nothing, and every file it wrote is closed and in place by then."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (``| head``), a closed stream
+            pass
+    os._exit(code if isinstance(code, int) else 0)
