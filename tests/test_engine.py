@@ -203,3 +203,22 @@ def test_a_line_longer_than_the_reader_takes_is_rejected_not_lost(
     assert reasons == [(f"{log}:11", "line of 40 MB exceeds the line limit")]
     where = con.sql("SELECT DISTINCT location FROM exchanges WHERE request_id = 'id-10'")
     assert where.fetchall() == [(f"{log}:12",)]
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        (json.dumps({"request_id": "a", "path": "/x"}, indent=2) + "\n", "pretty-printed JSON"),
+        (json.dumps([{"request_id": "a"}, {"request_id": "b"}], indent=1), "a JSON array"),
+    ],
+)
+def test_a_json_file_not_one_object_per_line_is_refused_saying_what_it_is(
+    tmp_path: Path, text: str, hint: str
+) -> None:
+    path = tmp_path / "access.json"
+    path.write_text(text)
+    done = CliRunner().invoke(
+        main, ["run", "--primary", str(path), "--mirror", str(path), "--out", str(tmp_path / "o")]
+    )
+    assert done.exit_code == 2
+    assert hint in done.output and "jq -c" in done.output

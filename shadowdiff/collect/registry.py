@@ -88,9 +88,24 @@ def sniff(source: Input) -> Collector:
 
 
 def unrecognised(head: bytes) -> str:
-    """Why a file starting with ``head`` is read by no collector, and what to do."""
+    """Why a file starting with ``head`` is read by no collector, what it looks like, and
+    what to do."""
     tried = ", ".join(f"{n} ({s:.0%})" for s, n in scores(head))
-    return (
-        f"not a format shadowdiff reads (tried {tried}). "
-        "Name the format with --source, or pass your Envoy format string with --log-format."
-    )
+    return f"not a format shadowdiff reads (tried {tried}). {_looks_like(head)}"
+
+
+def _looks_like(head: bytes) -> str:
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    opening = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
+    if first == b"{" and opening == b"{":
+        return (
+            "It looks like pretty-printed JSON (an object over several lines, as `jq .` prints "
+            "it); the JSON access-log reader takes one object per line: convert it with "
+            "`jq -c . FILE > FILE.jsonl`."
+        )
+    if first == b"[":
+        return (
+            "It looks like a JSON array; the JSON access-log reader takes one object per line: "
+            "convert it with `jq -c '.[]' FILE > FILE.jsonl`."
+        )
+    return "Name the format with --source, or pass your Envoy format string with --log-format."
