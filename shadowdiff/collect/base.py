@@ -48,26 +48,28 @@ class Batch:
     rejects: list[dict[str, object]] = field(default_factory=list)
     blank: int = 0
     # Set by ``read_many``: the figures of each input the batch finished, in input order.
-    inputs: list[InputFigures] = field(default_factory=list)
+    inputs: list[InputReport] = field(default_factory=list)
 
     @property
     def records(self) -> int:
         return self.exchanges.num_rows + len(self.rejects)
 
 
-@dataclass(frozen=True)
-class InputFigures:
-    """What a collector reading many inputs found in one of them, for the manifest.
+@dataclass
+class InputReport:
+    """What was read from one input, for the manifest (``inputs``): the one record of it, filled
+    by the engine for a file read on its own and by ``read_many`` for each of many.
 
     ``source`` is the collector's name, or ``"-"`` for a file that held nothing to read;
-    ``sha256`` is the digest of the file's bytes on disk, taken while they were in memory.
+    ``sha256`` is the digest of the file's bytes on disk (``None`` until someone took it).
     """
 
     path: str
+    side: str | None
     source: str
     size: int
-    records: int
-    rejected: int
+    records: int = 0
+    rejected: int = 0
     blank: int = 0
     sha256: str | None = None
 
@@ -91,7 +93,7 @@ class ManyInputsCollector(Collector, Protocol):
     list of files, so the cost per file is reading and decoding it, nothing else.
 
     ``read_many`` never raises for one file: a file that is not its format, cannot be opened or
-    holds nothing becomes a ``rejects`` row, and every input gets its ``InputFigures``.
+    holds nothing becomes a ``rejects`` row, and every input gets its ``InputReport``.
     """
 
     def read_many(self, sources: Sequence[Input], options: Options) -> Iterator[Batch]: ...

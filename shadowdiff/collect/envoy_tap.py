@@ -90,7 +90,7 @@ import pyarrow as pa
 import zstandard
 
 from shadowdiff import schema
-from shadowdiff.collect.base import Batch, Input, InputFigures, Options, file_reason, reject
+from shadowdiff.collect.base import Batch, Input, InputReport, Options, file_reason, reject
 from shadowdiff.collect.lines import compression
 from shadowdiff.errors import InputError
 
@@ -565,7 +565,7 @@ class _Reader:
         self.request_id_header = options.request_id_header.lower()
         self.rows: list[dict[str, object]] = []
         self.rejects: list[dict[str, object]] = []
-        self.figures: list[InputFigures] = []
+        self.figures: list[InputReport] = []
         self.body_bytes = 0
         self.traces: dict[str, _Trace] = {}
         self.kept = self.rejected = 0  # of the current file
@@ -587,8 +587,9 @@ class _Reader:
         """Record the current file's figures (``raw``: its bytes on disk, ``None`` when it
         could not be read)."""
         self.figures.append(
-            InputFigures(
+            InputReport(
                 path=self.source.name,
+                side=self.source.side,
                 source=source_name,
                 size=len(raw) if raw is not None else 0,
                 records=self.kept + self.rejected,

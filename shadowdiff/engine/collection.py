@@ -27,7 +27,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from shadowdiff.collect.base import (
     Batch,
     Collector,
     Input,
-    InputFigures,
+    InputReport,
     ManyInputsCollector,
     Options,
     file_reason,
@@ -58,18 +58,6 @@ PARALLEL_MIN_FILES = 2 * MIN_CHUNK_FILES  # fewer files are read in this process
 EMPTY = "-"  # the source of an input that held nothing to read
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class InputReport:
-    path: str
-    side: str | None
-    source: str
-    size: int
-    records: int = 0
-    rejected: int = 0
-    blank: int = 0
-    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,11 +220,10 @@ class Readers:
     def __init__(self, plan: Plan, spill_in: Path | None = None) -> None:
         self.pool: Executor | None = None
         self.spill: str | None = None
-        self.workers = min(_cores(), -(-plan.many_files // MIN_CHUNK_FILES))
-        self.chunk_files = min(MAX_CHUNK_FILES, -(-plan.many_files // max(self.workers, 1)))
-        workers = self.workers
+        workers = min(_cores(), -(-plan.many_files // MIN_CHUNK_FILES))
+        self.chunk_files = min(MAX_CHUNK_FILES, -(-plan.many_files // max(workers, 1)))
+        self.workers = 1  # until the pool runs
         if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
-            self.workers = 1
             return
         # pyarrow imports pandas on its first conversion of Python values (half a second):
         # imported here once, every worker inherits it.
@@ -250,6 +237,7 @@ class Readers:
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
+        self.workers = workers
         # In the run's working directory when there is one: a killed run's chunks go with it.
         self.spill = tempfile.mkdtemp(prefix="chunks-", dir=spill_in)
 
@@ -279,7 +267,7 @@ def _cores() -> int:
 @dataclass
 class _Chunk:
     """What a worker sends back: a chunk's exchanges (or the Arrow file that holds them),
-    rejects and per-input figures, the figures as columns (``InputFigures`` fields in order):
+    rejects and per-input reports, the reports as columns (``InputReport`` fields in order):
     tens of thousands of small objects would cost the parent more to unpickle than the
     worker spent reading."""
 
@@ -287,6 +275,17 @@ class _Chunk:
     rejects: list[dict[str, object]]
     figures: list[list[Any]]
     spilled: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        exchanges: pa.Table | None,
+        rejects: list[dict[str, object]],
+        reports: list[InputReport],
+        spilled: str | None = None,
+    ) -> _Chunk:
+        columns = [[getattr(r, f.name) for r in reports] for f in fields(InputReport)]
+        return cls(exchanges, rejects, columns, spilled)
 
     def table(self) -> pa.Table:
         if self.spilled is None:
@@ -297,16 +296,8 @@ class _Chunk:
         os.unlink(self.spilled)
         return table
 
-    def reports(self, side: str | None) -> list[InputReport]:
-        if not self.figures:
-            return []
-        paths, sources, sizes, records, rejected, blank, digests = self.figures
-        return [
-            InputReport(path, side, *figures)
-            for path, *figures in zip(
-                paths, sources, sizes, records, rejected, blank, digests, strict=True
-            )
-        ]
+    def reports(self) -> list[InputReport]:
+        return [InputReport(*row) for row in zip(*self.figures, strict=True)]
 
 
 @contextlib.contextmanager
@@ -338,21 +329,19 @@ def _read_chunk(
     sources = [Input(Path(path), side) for path in paths]
     tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
-    figures: list[InputFigures] = []
+    reports: list[InputReport] = []
     with _without_cyclic_gc():
         for batch in collector.read_many(sources, options):
             tables.append(batch.exchanges)
             rejects.extend(batch.rejects)
-            figures.extend(batch.inputs)
+            reports.extend(batch.inputs)
     exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
-    rows = ((f.path, f.source, f.size, f.records, f.rejected, f.blank, f.sha256) for f in figures)
-    columns = [list(column) for column in zip(*rows, strict=True)]
     if spill is None:
-        return _Chunk(exchanges, rejects, columns)
+        return _Chunk.of(exchanges, rejects, reports)
     fd, path = tempfile.mkstemp(suffix=".arrow", dir=spill)
     with os.fdopen(fd, "wb") as file, pa.ipc.new_file(file, exchanges.schema) as writer:
         writer.write_table(exchanges)
-    return _Chunk(None, rejects, columns, spilled=path)
+    return _Chunk.of(None, rejects, reports, spilled=path)
 
 
 def collect(plan: Plan, options: Options, readers: Readers, progress: Progress) -> Collected:
@@ -406,7 +395,7 @@ def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
 
 
 def _from_chunk(chunk: _Chunk, side: str | None) -> _Piece:
-    return _sided(Batch(chunk.table()), side), chunk.rejects, chunk.reports(side)
+    return _sided(Batch(chunk.table()), side), chunk.rejects, chunk.reports()
 
 
 def _refused(item: _Refused) -> _Piece:

@@ -19,14 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff import __version__, db, schema, store
-from shadowdiff.collect.base import Input, Options
+from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.config import Config
 from shadowdiff.diff.engine import redact_table
 from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
-from shadowdiff.engine.collection import InputReport, Readers, collect, plan
+from shadowdiff.engine.collection import Readers, collect, plan
 from shadowdiff.engine.digest import Digests
 from shadowdiff.errors import ConfigError, ConservationError
 from shadowdiff.latency import latency
