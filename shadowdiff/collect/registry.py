@@ -95,15 +95,14 @@ def unrecognised(head: bytes) -> str:
 
 
 def _looks_like(head: bytes) -> str:
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    opening = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
-    if first == b"{" and opening == b"{":
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a BOM and white space
+    if text.split(b"\n", 1)[0].strip() == b"{":  # a line holding only the opening brace
         return (
             "It looks like pretty-printed JSON (an object over several lines, as `jq .` prints "
             "it); the JSON access-log reader takes one object per line: convert it with "
             "`jq -c . FILE > FILE.jsonl`."
         )
-    if first == b"[":
+    if text.startswith(b"["):
         return (
             "It looks like a JSON array; the JSON access-log reader takes one object per line: "
             "convert it with `jq -c '.[]' FILE > FILE.jsonl`."

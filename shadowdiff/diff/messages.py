@@ -10,18 +10,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import db, schema
+from shadowdiff import schema
 from shadowdiff.diff.engine import NOTES, diff_table_parallel
 from shadowdiff.diff.headers import ALWAYS_DIFFERENT
 from shadowdiff.diff.rules import Rules
-
-# Whether there is anything to compare: a body, or a header the engine would look at (access
-# logs often hold only x-envoy-upstream-service-time, which is never compared).
-CAPTURED = """
-SELECT coalesce(bool_or(response_body IS NOT NULL OR len(list_filter(
-    response_headers, lambda h: lower(h.name) NOT IN ({skipped}))) > 0), false)
-FROM exchanges WHERE side IN ('primary', 'mirror')
-"""
 
 RESPONSES = """
 SELECT b.request_id, b.endpoint,
@@ -40,20 +32,16 @@ WHERE b.orphan IS NULL
 
 def message_diffs(
     con: duckdb.DuckDBPyConnection,
+    exchanges: pa.Table,
     rules: Rules,
     pool: Executor | None = None,
     workers: int = 1,
-    exchanges: pa.Table | None = None,
 ) -> None:
-    """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note); with
-    a ``pool`` of ``workers`` processes, many pairs are diffed in them. ``exchanges``: the Arrow
-    table behind the view, when there is one, for a cheaper look at what was captured."""
-    skipped = sorted(ALWAYS_DIFFERENT) if rules.default_headers else []
-    if exchanges is not None:
-        captured = _captured(exchanges, frozenset(skipped))
-    else:
-        names = ", ".join(db.literal(n) for n in skipped) or "''"
-        captured = con.sql(CAPTURED.format(skipped=names)).fetchall()[0][0]
+    """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note) for the
+    pairs of ``con``, whose view ``exchanges`` reads the Arrow table ``exchanges``; with a
+    ``pool`` of ``workers`` processes, many pairs are diffed in them."""
+    skipped = frozenset(ALWAYS_DIFFERENT) if rules.default_headers else frozenset()
+    captured = _captured(exchanges, skipped)
     if captured:
         responses = con.sql(RESPONSES).to_arrow_table()
         diffs, notes = diff_table_parallel(responses, rules, pool, workers)
@@ -66,9 +54,11 @@ def message_diffs(
 
 
 def _captured(exchanges: pa.Table, skipped: frozenset[str]) -> bool:
-    """Whether any response has a body, or a header the engine would compare: over the Arrow
-    columns, the distinct header names only (a DuckDB scan of the lists costs ten times more).
-    Every side counts; a body on the secondary alone only makes the (empty) comparison run."""
+    """Whether there is anything to compare: a response body, or a header the engine would
+    look at (access logs often hold only x-envoy-upstream-service-time, never compared). Over
+    the Arrow columns, the distinct header names only (a DuckDB scan of the lists costs ten
+    times more). Every side counts; a body on a side not compared only makes the (empty)
+    comparison run."""
     if exchanges.column("response_body").null_count < exchanges.num_rows:
         return True
     headers = exchanges.column("response_headers")

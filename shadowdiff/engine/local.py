@@ -137,7 +137,7 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             records = sum(r.records for r in reports)
             say(f"read {records} records, paired {counts['primary'].paired} requests; diffing")
             with _timed(timings, "diff"):
-                message_diffs(con, config.rules, readers.pool, readers.workers, exchanges)
+                message_diffs(con, exchanges, config.rules, readers.pool, readers.workers)
                 con.execute(
                     "CREATE TEMP TABLE diffs AS "
                     f"{status_diffs(con).sql_query()} UNION ALL SELECT * FROM message_diffs"

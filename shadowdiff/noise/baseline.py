@@ -103,7 +103,7 @@ def prepare(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, rules: Rules) -
         side.register("exchanges_arrow", exchanges)
         side.execute(AS_MIRROR)
         pair(side)
-        message_diffs(side, rules)
+        message_diffs(side, exchanges, rules)
         diffs = _arrow(
             side.sql(f"{status_diffs(side).sql_query()} UNION ALL SELECT * FROM message_diffs")
         )
