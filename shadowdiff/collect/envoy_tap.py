@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import hashlib
 import io
 import json
@@ -91,7 +90,7 @@ import zstandard
 
 from shadowdiff import schema
 from shadowdiff.collect.base import Batch, Input, InputReport, Options, file_reason, reject
-from shadowdiff.collect.lines import compression
+from shadowdiff.collect.lines import compression, decompressing
 from shadowdiff.errors import InputError
 
 NAME = "envoy-tap"
@@ -806,15 +805,10 @@ def _load(source: Input) -> tuple[bytes, bytes]:
         raise InputError(
             f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
         ) from e
-    kind = compression(raw[:4])
-    if kind is None:
+    if compression(raw[:4]) is None:
         return raw, raw
     try:
-        if kind == "gzip":
-            return raw, gzip.decompress(raw)
-        with zstandard.ZstdDecompressor().stream_reader(
-            io.BytesIO(raw), read_across_frames=True
-        ) as stream:
+        with decompressing(io.BytesIO(raw)) as stream:
             return raw, stream.read()
     except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
         raise InputError(

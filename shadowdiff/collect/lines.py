@@ -49,6 +49,12 @@ def open_input(source: Input) -> BinaryIO:
         raise InputError(
             f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
         ) from e
+    return decompressing(raw)
+
+
+def decompressing(raw: BinaryIO) -> BinaryIO:
+    """``raw`` (a seekable stream at its start) read through the decompressor its first bytes
+    name, if any."""
     magic = raw.read(4)
     raw.seek(0)
     kind = compression(magic)
