@@ -59,6 +59,8 @@ class Config:
     redact_body: tuple[str, ...] = ()
     # Query parameters redacted in paths and URLs: the defaults and [redact] query.
     redact_query: tuple[str, ...] = DEFAULT_QUERY_SECRETS
+    # JSON body fields (any depth) and form fields redacted: the defaults and [redact] fields.
+    redact_fields: tuple[str, ...] = DEFAULT_QUERY_SECRETS
     out: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
     rules: Rules = field(default_factory=Rules)
@@ -85,6 +87,7 @@ class Config:
             "redact_headers": list(self.redact_headers),
             "redact_body": list(self.redact_body),
             "redact_query": list(self.redact_query),
+            "redact_fields": list(self.redact_fields),
             "out": self.out,
             "noise": self.noise.as_dict(),
             "extra": dict(self.extra),
@@ -138,7 +141,8 @@ def from_mapping(
         auto_endpoints=bool(endpoints.get("auto", True)),
         redact_headers=rules.redact_headers,  # the defaults and [redact] headers, lowercase
         redact_body=strings(redact.get("body", []), "[redact] body", origin),
-        redact_query=_query_secrets(strings(redact.get("query", []), "[redact] query", origin)),
+        redact_query=_secret_names(strings(redact.get("query", []), "[redact] query", origin)),
+        redact_fields=_secret_names(strings(redact.get("fields", []), "[redact] fields", origin)),
         out=out,
         extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
         rules=rules,
@@ -157,8 +161,8 @@ def _thresholds(data: Any, origin: str) -> Thresholds:
     return Thresholds.from_mapping(data, origin)
 
 
-def _query_secrets(extra: tuple[str, ...]) -> tuple[str, ...]:
-    """The default credential query parameters and the configured ones, lowercase, once."""
+def _secret_names(extra: tuple[str, ...]) -> tuple[str, ...]:
+    """The default credential names and the configured ones, lowercase, once."""
     return tuple(dict.fromkeys(DEFAULT_QUERY_SECRETS + tuple(n.lower() for n in extra)))
 
 

@@ -16,7 +16,6 @@ import pyarrow.compute as pc
 
 from shadowdiff import db, schema
 from shadowdiff.config import Config
-from shadowdiff.diff.model import REDACTED
 from shadowdiff.errors import ConfigError
 from shadowdiff.redact import Redactor
 
@@ -58,13 +57,14 @@ def normalize(exchanges: pa.Table, config: Config, redactor: Redactor | None = N
         paths = None
         if estimate < DISTINCT_PATHS_SHARE * exchanges.num_rows:
             paths = _encode(exchanges.column("path"))
+        redactor = redactor or Redactor(config.redact_query)
         before = exchanges
-        exchanges, paths = _redact_urls(exchanges, paths, redactor or Redactor(config.redact_query))
+        exchanges, paths = _redact_urls(exchanges, paths, redactor)
         if exchanges is not before:
             con.unregister("collected")
             con.register("collected", exchanges)
         _check_side_rules(con, config)
-        computed = _arrow(con.sql(_query(config, redacted)))
+        computed = _arrow(con.sql(_query(config, redacted, redactor)))
         endpoint = _endpoints(con, exchanges, config, paths)
     finally:
         con.close()
@@ -243,23 +243,26 @@ def _replaced(table: pa.Table, name: str, column: pa.Array | pa.ChunkedArray) ->
     return table.set_column(table.schema.get_field_index(name), name, column)
 
 
-def _redact_sql(column: str, headers: tuple[str, ...]) -> str:
+def _redact_sql(column: str, headers: tuple[str, ...], redactor: Redactor) -> str:
+    """``column`` (a header list) with the value of each header named in ``headers`` replaced
+    by its keyed tag."""
     if not headers:
         return column
     names = ", ".join(db.literal(h.lower()) for h in headers)
+    tag = redactor.tag_sql("coalesce(h.value, '')")
     return (
         f"list_transform({column}, lambda h: CASE WHEN lower(h.name) IN ({names}) "
-        f"THEN {{'name': h.name, 'value': '{REDACTED}'}} ELSE h END)"
+        f"THEN {{'name': h.name, 'value': {tag}}} ELSE h END)"
     )
 
 
-def _query(config: Config, redacted: list[str]) -> str:
+def _query(config: Config, redacted: list[str], redactor: Redactor) -> str:
     """The new columns but the endpoint: side, the redacted header columns, and ``_problem``
     (why a record cannot be paired, else null)."""
     side, side_problem = _side_sql(config)
     key = config.pairing_key
     columns = [f"{side} AS side"]
-    columns += [f"{_redact_sql(c, config.redact_headers)} AS {c}" for c in redacted]
+    columns += [f"{_redact_sql(c, config.redact_headers, redactor)} AS {c}" for c in redacted]
     no_id = db.literal(f"no request id ({key})")
     problem = (
         f"CASE WHEN ({side}) IS NULL THEN {side_problem} "

@@ -35,7 +35,7 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "pairing": ("key",),
     "sides": ("primary", "mirror", "secondary"),
     "endpoints": ("templates", "auto"),
-    "redact": ("headers", "body", "query"),
+    "redact": ("headers", "body", "query", "fields"),
     "output": ("dir",),
     # Diff rules (shadowdiff.diff.rules checks their contents).
     "ignore": None,

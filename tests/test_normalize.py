@@ -5,7 +5,8 @@ import pytest
 from shadowdiff import normalize as normalize_module
 from shadowdiff.config import Config, SideRules
 from shadowdiff.errors import ConfigError
-from shadowdiff.normalize import REDACTED, normalize
+from shadowdiff.normalize import normalize
+from shadowdiff.redact import Redactor
 from shadowdiff.testing.factories import texchange, ttable
 
 
@@ -107,13 +108,16 @@ def test_secret_headers_are_redacted_and_others_kept() -> None:
         {"name": "x-trace", "value": "t1"},
         {"name": "cookie", "value": "s=1"},
     ]
-    result = normalize(ttable([texchange(request_headers=headers)]), Config())
+    redactor = Redactor((), key=b"run key")
+    result = normalize(ttable([texchange(request_headers=headers)]), Config(), redactor)
     got = result.exchanges.column("request_headers").to_pylist()[0]
     assert got == [
-        {"name": "Authorization", "value": REDACTED},
+        {"name": "Authorization", "value": redactor.tag("Bearer abc")},
         {"name": "x-trace", "value": "t1"},
-        {"name": "cookie", "value": REDACTED},
+        {"name": "cookie", "value": redactor.tag("s=1")},
     ]
+    assert redactor.tag("Bearer abc") != redactor.tag("s=1")
+    assert redactor.tag("s=1") != Redactor((), key=b"another key").tag("s=1")
 
 
 def test_extra_columns_survive() -> None:

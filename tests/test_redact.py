@@ -3,6 +3,8 @@ anything is written."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from pathlib import Path
 
@@ -97,3 +99,152 @@ def test_no_secret_reaches_any_output_file(tmp_path: Path) -> None:
     assert paths["primaryr1"] == paths["mirrorr1"]  # the same token: the same tag
     assert paths["primaryr2"] != paths["mirrorr2"]  # a changed key is still a change
     assert "[redacted:" in paths["primaryr4"] and "/api/users/8" in paths["primaryr4"]
+
+
+# --- every source, every field ----------------------------------------------------------------
+
+PLANTED = {
+    "query": "q-tok-5b1e77",
+    "userinfo": "ui-pw-0c9d44",
+    "authorization": "auth-bearer-7e2a10",
+    "cookie": "cookie-sid-3f8b21",
+    "set_cookie": "setcookie-sid-9a0c55",
+    "json_field": "body-password-61d2ee",
+    "nested_field": "nested-token-a4f0b3",
+    "numeric_field": 918273645546372819,
+    "gzip_field": "gzip-secret-2d7c90",
+    "form_field": "form-password-5e6f18",
+    "cut_body": "cut-apikey-77b1c2",
+    "text_log": "textlog-sig-41aa0e",
+    "rejected_text": "rejected-code-0f3e8d",
+}
+
+
+def _tap(request_id: str, side_secret: str) -> dict[str, object]:
+    """A tap trace carrying a planted secret in every place a tap has one: the URL, headers on
+    both messages, JSON body fields at several depths, a gzip body, a form body."""
+    p = PLANTED
+
+    def headers(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+        return [{"key": k, "value": v} for k, v in pairs]
+
+    response = {
+        "user": {"id": 7, "Password": p["json_field"]},
+        "sessions": [{"token": p["nested_field"], "n": 1}],
+        "api_key": p["numeric_field"],
+        "changed": side_secret,
+    }
+    body = json.dumps(response).encode()
+    if request_id.endswith("gz"):
+        body = gzip.compress(json.dumps({"secret": p["gzip_field"]}).encode())
+    encoding = [("content-encoding", "gzip")] if request_id.endswith("gz") else []
+    form = f"user=ann&password={p['form_field']}&remember=1".encode()
+    return {
+        "http_buffered_trace": {
+            "request": {
+                "headers": headers(
+                    (":authority", "app:8080"),
+                    (":path", f"/api/me?access_token={p['query']}"),
+                    (":method", "POST"),
+                    ("x-request-id", request_id),
+                    ("authorization", f"Bearer {p['authorization']}"),
+                    ("cookie", f"sid={p['cookie']}"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ),
+                "body": {"as_bytes": base64.b64encode(form).decode(), "truncated": False},
+                "headers_received_time": "2026-11-28T10:00:00.000Z",
+            },
+            "response": {
+                "headers": headers(
+                    (":status", "200"),
+                    ("content-type", "application/json"),
+                    ("set-cookie", f"sid={p['set_cookie']}; HttpOnly"),
+                    *encoding,
+                ),
+                "body": {"as_bytes": base64.b64encode(body).decode(), "truncated": False},
+                "headers_received_time": "2026-11-28T10:00:00.012Z",
+            },
+        }
+    }
+
+
+def _cut_tap(request_id: str) -> dict[str, object]:
+    """A tap whose JSON body the capture cut short, just after a secret."""
+    trace = _tap(request_id, "same")
+    cut = f'{{"items": [1, 2], "apikey": "{PLANTED["cut_body"]}", "more'.encode()
+    response = trace["http_buffered_trace"]["response"]  # type: ignore[index]
+    response["body"] = {"as_bytes": base64.b64encode(cut).decode(), "truncated": True}
+    return trace
+
+
+def _text_line(request_id: str, path: str, authority: str = "app:8080") -> str:
+    return (
+        f'[2026-11-28T10:00:00.000Z] "GET {path} HTTP/1.1" 200 - 0 12 5 4 "-" "curl/8" '
+        f'"{request_id}" "{authority}" "10.0.0.2:8080"'
+    )
+
+
+def _grep_outputs(out: Path, planted: list[str]) -> list[tuple[str, str]]:
+    """Every (secret, file) where a planted secret shows in any output file's values."""
+    found = []
+    for path in out.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.suffix == ".parquet":  # compressed: search its values, not its bytes
+            text = str(duckdb.sql(f"SELECT * FROM '{path}'").fetchall())
+        else:
+            text = path.read_text(errors="replace")
+        found += [(secret, path.name) for secret in planted if secret in text]
+    return found
+
+
+def test_no_planted_secret_reaches_any_output_from_any_source(tmp_path: Path) -> None:
+    from shadowdiff.testing.factories import write_taps
+
+    p = PLANTED
+    primary = [_tap("t1", "a"), _tap("t2gz", "a"), _cut_tap("t3")]
+    mirror = [_tap("t1", "b"), _tap("t2gz", "a"), _cut_tap("t3")]
+    write_taps(tmp_path / "taps-p", primary)
+    write_taps(tmp_path / "taps-m", mirror)
+    text_lines = [
+        _text_line("x1", f"/api/files?sig={p['text_log']}", authority=f"u:{p['userinfo']}@app"),
+        f'[2026-11-28T10:00:00.000Z] "GET /x?code={p["rejected_text"]} HTTP/1.1" broken',
+    ]
+    (tmp_path / "p.log").write_text("\n".join(text_lines) + "\n")
+    (tmp_path / "m.log").write_text(text_lines[0] + "\n")
+    out_taps, out_logs = tmp_path / "out-taps", tmp_path / "out-logs"
+    shadowdiff.run(
+        primary=[str(tmp_path / "taps-p")], mirror=[str(tmp_path / "taps-m")], out=out_taps
+    )
+    shadowdiff.run(
+        primary=[str(tmp_path / "p.log")], mirror=[str(tmp_path / "m.log")], out=out_logs
+    )
+    for out in (out_taps, out_logs):
+        api.report(out)
+    planted = [str(v) for v in p.values()]
+    bodies = [
+        base64.b64decode(message["body"]["as_bytes"]).decode("latin-1")
+        for trace in primary
+        for message in trace["http_buffered_trace"].values()  # type: ignore[attr-defined]
+    ]
+    inputs = "".join([*bodies, *map(json.dumps, primary), *text_lines])
+    assert [s for s in planted if s not in inputs] == [p["gzip_field"]]  # in gzip, base64
+    assert _grep_outputs(out_taps, planted) + _grep_outputs(out_logs, planted) == []
+    stored = (
+        shadowdiff.open(out_taps)
+        .sql("SELECT response_body FROM exchanges WHERE request_id = 't2gz'")
+        .fetchall()
+    )
+    assert all(p["gzip_field"] not in gzip.decompress(b).decode() for (b,) in stored)
+
+    con = shadowdiff.open(out_taps)
+    rejected = shadowdiff.open(out_logs).sql("SELECT count(*) FROM rejects").fetchall()
+    assert rejected == [(1,)]  # the broken line was read, and rejected with its secret hidden
+    changed = con.sql(
+        "SELECT primary_value, mirror_value FROM diffs WHERE path = '$.changed'"
+    ).fetchall()
+    assert len(changed) == 1 and changed[0][0] != changed[0][1]  # not a secret: shown as is
+    # Secrets tagged alike on both sides compare equal: the pair differs only at $.changed.
+    assert con.sql("SELECT DISTINCT path FROM diffs WHERE request_id = 't1'").fetchall() == [
+        ("$.changed",)
+    ]

@@ -23,6 +23,7 @@ from shadowdiff.diff import json_body, text_body
 from shadowdiff.diff.decode import charset, decode, encode, media_type, text
 from shadowdiff.diff.model import REDACTED, Row
 from shadowdiff.diff.rules import Rules
+from shadowdiff.redact import Redactor
 
 Shape = Literal["empty", "json", "text", "binary"]
 
@@ -260,40 +261,59 @@ def _looks_like_text(data: bytes) -> bool:
 
 
 def redact(
-    body: bytes | None, content_type: str | None, content_encoding: str | None, rules: Rules
+    body: bytes | None,
+    content_type: str | None,
+    content_encoding: str | None,
+    rules: Rules,
+    redactor: Redactor | None = None,
 ) -> bytes | None:
-    """``body`` with the values at ``[redact] body`` paths replaced by ``"[redacted]"``, in the
-    content-encoding it came in. Bodies that are not JSON are returned as they are, except one
-    that looks like JSON, cannot be read (cut, or over the size cap) and may hold a redacted key:
-    it is replaced as a whole, since what cannot be parsed cannot be redacted in part."""
+    """``body`` with its secrets hidden, in the content-encoding it came in: the values at
+    ``[redact] body`` paths and, with a run's ``redactor``, every JSON field with a credential
+    name (at any depth) and the credential fields of a form body, each replaced by its keyed
+    tag (without one: by ``"[redacted]"``). Other bodies are returned as they are, except one
+    that looks like JSON, cannot be read (cut, or over the size cap) and may hold a secret: it
+    is replaced as a whole, since what cannot be parsed cannot be redacted in part."""
     patterns = rules.redact_body
-    if not patterns or not body:
+    if not body or not (patterns or redactor):
         return body
-    if not content_encoding and not _may_hold(body, patterns):
+    form = redactor is not None and _is_form(content_type)
+    if not content_encoding and not form and not _may_hold(body, patterns, redactor):
         return body
     decoded = decode(body, content_encoding, rules.max_decoded_bytes)
     if decoded.note and not decoded.truncated:  # not in its announced encoding: compared raw too
         data, encoding = body, None
     else:
         data, encoding = decoded.data, content_encoding
-    if not _starts_like_json(data) or not _may_hold(data, patterns):
+    if form and redactor is not None:
+        fixed = redactor.form(data)
+        return body if fixed == data else encode(fixed, encoding)
+    if not _starts_like_json(data) or not _may_hold(data, patterns, redactor):
         return body
+    hide = redactor.value if redactor is not None else None
     try:
         if decoded.truncated:
             raise ValueError("cut")
         document = parse_json(data, charset(content_type))
     except (ValueError, UnicodeDecodeError):
-        return encode(orjson.dumps(REDACTED), encoding)
-    redacted, hit = json_body.redact(document, patterns)
+        whole = REDACTED if redactor is None else redactor.tag(data.decode("latin-1"))
+        return encode(orjson.dumps(whole), encoding)
+    redacted, hit = json_body.redact(document, patterns, hide)
+    if redactor is not None:
+        redacted, named = redactor.document(redacted)
+        hit = hit or named
     if not hit:
         return body
     return encode(orjson.dumps(redacted), encoding)
 
 
-def _may_hold(data: bytes, patterns: tuple[Any, ...]) -> bool:
-    """False only when no pattern can match: each names a key that is nowhere in the raw text
-    (and no ``\\u`` escape could spell it differently)."""
-    if b"\\u" in data:
+def _is_form(content_type: str | None) -> bool:
+    return content_type is not None and "x-www-form-urlencoded" in content_type.lower()
+
+
+def _may_hold(data: bytes, patterns: tuple[Any, ...], redactor: Redactor | None = None) -> bool:
+    """False only when no pattern can match and no secret field is there: each pattern names a
+    key that is nowhere in the raw text (and no ``\\u`` escape could spell it differently)."""
+    if b"\\u" in data or (redactor is not None and redactor.may_hold_field(data)):
         return True
     for pattern in patterns:
         keys = pattern.keys

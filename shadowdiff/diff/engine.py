@@ -27,8 +27,9 @@ import pyarrow.compute as pc
 
 from shadowdiff import schema
 from shadowdiff.diff import body, headers
-from shadowdiff.diff.model import REDACTED, Diff, Message, PairResult, Row
+from shadowdiff.diff.model import REDACTED, TAG_PREFIX, Diff, Message, PairResult, Row
 from shadowdiff.diff.rules import DEFAULT, Rules
+from shadowdiff.redact import Redactor
 
 _SLICE = 4096  # pairs diffed per slice of the table
 
@@ -276,33 +277,89 @@ def redact_table(
         ("request_headers", "request_body"),
         ("response_headers", "response_body"),
     ),
+    redactor: Redactor | None = None,
 ) -> pa.Table:
     """``table`` with each ``(headers, body)`` column pair of ``columns`` redacted (pairs whose
-    columns are absent are skipped). Headers are redacted over columns; bodies only when
-    ``[redact] body`` names paths, and only those that may hold one are parsed."""
-    for headers_name, body_name in columns:
-        if headers_name not in table.column_names:
-            continue
-        lists = table.column(headers_name).combine_chunks()
-        if body_name in table.column_names and rules.redact_body:
-            digest = _Digest(lists, rules)
-            bodies = table.column(body_name).combine_chunks().to_pylist()
-            redacted = [
-                body.redact(b, t, c, rules)
-                for b, t, c in zip(
-                    bodies,
-                    digest.content_type.to_pylist(),
-                    digest.content_encoding.to_pylist(),
-                    strict=True,
-                )
-            ]
-            index = table.column_names.index(body_name)
-            table = table.set_column(
-                index, body_name, pa.array(redacted, table.schema.field(body_name).type)
-            )
-        index = table.column_names.index(headers_name)
-        table = table.set_column(index, headers_name, _redact_lists(lists, rules))
+    columns are absent are skipped): the secret headers over columns (a value a run has tagged
+    stays as it is), and the bodies as :func:`redact_bodies` does."""
+    table = redact_bodies(table, rules, columns, redactor)
+    for headers_name, _ in columns:
+        if headers_name in table.column_names:
+            lists = table.column(headers_name).combine_chunks()
+            index = table.column_names.index(headers_name)
+            table = table.set_column(index, headers_name, _redact_lists(lists, rules))
     return table
+
+
+def redact_bodies(
+    table: pa.Table,
+    rules: Rules,
+    columns: Sequence[tuple[str, str]],
+    redactor: Redactor | None,
+) -> pa.Table:
+    """``table`` with the secrets in its body columns hidden (:func:`body.redact`: the
+    ``[redact] body`` paths and, with a run's ``redactor``, fields with credential names). Only
+    the bodies that may hold one reach Python: a test over the whole column in Arrow picks them
+    (a body with a content-encoding always, since its bytes say nothing until decoded)."""
+    if not (rules.redact_body or redactor):
+        return table
+    for headers_name, body_name in columns:
+        if body_name not in table.column_names or headers_name not in table.column_names:
+            continue
+        bodies = table.column(body_name)
+        if bodies.null_count == len(bodies):  # access logs: no bodies at all
+            continue
+        bodies = bodies.combine_chunks()
+        content_type, content_encoding = _content_headers(
+            table.column(headers_name).combine_chunks()
+        )
+        suspect = pc.or_(pc.is_valid(content_encoding), _may_hold_secret(bodies, rules, redactor))
+        if redactor is not None:
+            forms = pc.match_substring(content_type, "x-www-form-urlencoded", ignore_case=True)
+            suspect = pc.or_(suspect, pc.fill_null(forms, False))
+        rows = pc.indices_nonzero(pc.and_(pc.fill_null(suspect, False), pc.is_valid(bodies)))
+        if len(rows) == 0:
+            continue
+        fixed = [
+            body.redact(b, t, c, rules, redactor)
+            for b, t, c in zip(
+                bodies.take(rows).to_pylist(),
+                content_type.take(rows).to_pylist(),
+                content_encoding.take(rows).to_pylist(),
+                strict=True,
+            )
+        ]
+        mask = np.zeros(len(bodies), dtype=bool)
+        mask[rows.to_numpy()] = True
+        replaced = pc.replace_with_mask(bodies, pa.array(mask), pa.array(fixed, bodies.type))
+        table = table.set_column(table.column_names.index(body_name), body_name, replaced)
+    return table
+
+
+def _may_hold_secret(bodies: pa.Array, rules: Rules, redactor: Redactor | None) -> pa.Array:
+    """Which raw bodies may hold a secret: a key that a ``[redact] body`` pattern names or a
+    credential field name (quoted, then a colon), or a ``\\u`` escape that could spell one."""
+    keys = {k for p in rules.redact_body for k in p.keys}
+    if any(not p.keys for p in rules.redact_body):
+        return pc.is_valid(bodies)  # a pattern of wildcards only: any JSON body
+    names = sorted({*keys, *(redactor.fields if redactor is not None else ())}, key=len)
+    if not names:
+        return pc.is_valid(bodies)
+    alternatives = "|".join(re.escape(n) for n in reversed(names))
+    return pc.match_substring_regex(bodies, rf'(?i)"(?:{alternatives})"\s*:|\\u')
+
+
+def _content_headers(lists: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each row's content-type and content-encoding (the last of each, as in Message.header)."""
+    flat = lists.flatten()
+    parents = pc.list_parent_indices(lists).to_numpy()
+    names = pc.fill_null(pc.utf8_lower(flat.field("name")), "")
+    values = pc.fill_null(flat.field("value"), "")
+    n = len(lists)
+    return (
+        _last(names, values, parents, "content-type", n),
+        _last(names, values, parents, "content-encoding", n),
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -363,6 +420,12 @@ def _name_mask(names: pa.Array, patterns: Sequence[str] | frozenset[str]) -> pa.
     return pc.fill_null(mask, False)
 
 
+def _untagged_secret(names: pa.Array, values: pa.Array, rules: Rules) -> pa.Array:
+    """Which headers (lowercase ``names``) are secret and not yet tagged by a run's key."""
+    tagged = pc.fill_null(pc.starts_with(values, TAG_PREFIX), False)
+    return pc.and_(_name_mask(names, rules.redact_headers), pc.invert(tagged))
+
+
 def _glob_regex(glob: str) -> str:
     """An anchored RE2 regex for a ``*``/``?`` glob (Arrow's regexes are RE2)."""
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
@@ -381,7 +444,7 @@ class _Digest:
         parents = pc.list_parent_indices(lists).to_numpy()
         names = pc.fill_null(pc.utf8_lower(flat.field("name")), "")
         values = pc.fill_null(flat.field("value"), "")
-        shown = pc.if_else(_name_mask(names, rules.redact_headers), REDACTED, values)
+        shown = pc.if_else(_untagged_secret(names, values, rules), REDACTED, values)
         entries = pc.binary_join_element_wise(names, shown, "\x00")
         framing = pc.is_in(names, value_set=pa.array(sorted(headers.FRAMING))).to_numpy(
             zero_copy_only=False
@@ -416,11 +479,9 @@ def _redact_lists(lists: pa.Array, rules: Rules) -> pa.Array:
         return lists
     flat = lists.flatten()
     names = flat.field("name")
-    values = pc.if_else(
-        _name_mask(pc.fill_null(pc.utf8_lower(names), ""), rules.redact_headers),
-        REDACTED,
-        flat.field("value"),
-    )
+    lower = pc.fill_null(pc.utf8_lower(names), "")
+    values = flat.field("value")
+    values = pc.if_else(_untagged_secret(lower, values, rules), REDACTED, values)
     items = pa.StructArray.from_arrays([names, values], fields=list(schema.HEADER))
     offsets = np.concatenate([[0], np.cumsum(lists.value_lengths().fill_null(0).to_numpy())])
     return pa.ListArray.from_arrays(

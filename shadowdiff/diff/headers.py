@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shadowdiff.diff.json_body import dumps
-from shadowdiff.diff.model import REDACTED, Kind, Row
+from shadowdiff.diff.model import Kind, Row, redacted
 from shadowdiff.diff.rules import Rules
 
 ALWAYS_DIFFERENT = frozenset(
@@ -35,7 +35,7 @@ def collect(headers: Iterable[tuple[str, str]], rules: Rules) -> dict[str, list[
     found: dict[str, list[str]] = {}
     for name, value in headers:
         key = name.lower()
-        text = REDACTED if rules.redacts_header(key) else value.strip()
+        text = redacted(value.strip()) if rules.redacts_header(key) else value.strip()
         found.setdefault(key, []).append(text)
     return found
 
@@ -89,9 +89,11 @@ def diff(
 
 
 def redact(headers: Iterable[tuple[str, str]], rules: Rules) -> tuple[tuple[str, str], ...]:
-    """``headers`` with the value of every redacted header replaced by ``"[redacted]"``."""
+    """``headers`` with the value of every redacted header replaced by ``"[redacted]"`` (a
+    value a run has tagged already stays as it is)."""
     return tuple(
-        (name, REDACTED if rules.redacts_header(name.lower()) else value) for name, value in headers
+        (name, redacted(value) if rules.redacts_header(name.lower()) else value)
+        for name, value in headers
     )
 
 

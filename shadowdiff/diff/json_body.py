@@ -18,6 +18,7 @@ inserted at the front is one ``added`` row, not a change at every index.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -284,22 +285,29 @@ class _Walk:
 # --- redaction ---------------------------------------------------------------------------------
 
 
-def redact(document: Any, patterns: tuple[Pattern, ...]) -> tuple[Any, bool]:
-    """``document`` with the value at every place ``patterns`` name replaced by ``"[redacted]"``,
-    and whether anything was replaced. The input is not modified; untouched subtrees are shared.
-    """
+def redact(
+    document: Any, patterns: tuple[Pattern, ...], hide: Callable[[Any], Any] | None = None
+) -> tuple[Any, bool]:
+    """``document`` with the value at every place ``patterns`` name replaced by ``hide(value)``
+    (by default ``"[redacted]"``), and whether anything was replaced. The input is not
+    modified; untouched subtrees are shared."""
     if not patterns:
         return document, False
+    hidden = hide or _hidden
     states = tuple((p, p.start()) for p in patterns)
     if any(p.done(s) for p, s in states):
-        return REDACTED, True
-    return _redact(document, states)
+        return hidden(document), True
+    return _redact(document, states, hidden)
+
+
+def _hidden(_value: Any) -> str:
+    return REDACTED
 
 
 _States = tuple[tuple[Pattern, frozenset[int]], ...]
 
 
-def _redact(node: Any, states: _States) -> tuple[Any, bool]:
+def _redact(node: Any, states: _States, hide: Callable[[Any], Any]) -> tuple[Any, bool]:
     if isinstance(node, dict):
         items: Any = node.items()
     elif isinstance(node, list):
@@ -312,9 +320,9 @@ def _redact(node: Any, states: _States) -> tuple[Any, bool]:
         below = tuple((p, moved) for p, s in states if (moved := p.step(s, seg)))
         if below:
             if any(p.done(s) for p, s in below):
-                value, hit = REDACTED, True
+                value, hit = hide(value), True
             else:
-                value, hit = _redact(value, below)
+                value, hit = _redact(value, below, hide)
             changed = changed or hit
         out[seg] = value
     if not changed:

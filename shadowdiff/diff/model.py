@@ -13,8 +13,17 @@ from typing import Literal
 Part = Literal["header", "body"]
 Kind = Literal["changed", "added", "removed", "type_changed", "order", "binary"]
 
-# What a redacted value becomes, in stored headers, bodies and diff values alike.
+# What a redacted value becomes, in stored headers, bodies and diff values alike, where no run
+# key tagged it; a run tags each with a keyed hash, ``[redacted:<hash>]`` (shadowdiff.redact).
 REDACTED = "[redacted]"
+TAG_PREFIX = "[redacted:"
+
+
+def redacted(value: str) -> str:
+    """What a secret ``value`` is compared and shown as: a run's tag as it is (equal secrets
+    stay equal, a changed one is a change), anything else as ``[redacted]``."""
+    return value if value.startswith(TAG_PREFIX) else REDACTED
+
 
 # A Diff as a plain tuple, in field order: the engine's hot path builds these (a frozen
 # dataclass costs microseconds to construct) and ``Diff(*row)`` turns one into the public type.

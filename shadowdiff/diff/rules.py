@@ -68,7 +68,7 @@ RULE_SECTIONS: dict[str, tuple[str, ...]] = {
     "normalize": ("pattern", "regex", "replace"),
     "tolerance": (),  # keys are patterns; values are tables of TOLERANCE_KEYS
     "order": ("ignore",),
-    "redact": ("headers", "body", "query"),
+    "redact": ("headers", "body", "query", "fields"),
     "limits": ("max_decoded_bytes", "max_diffs_per_pair"),
 }
 TOLERANCE_KEYS = ("absolute", "relative")

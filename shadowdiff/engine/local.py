@@ -22,7 +22,7 @@ from shadowdiff import __version__, db, schema, store
 from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.config import Config
-from shadowdiff.diff.engine import redact_table
+from shadowdiff.diff.engine import redact_bodies
 from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
@@ -39,6 +39,8 @@ from shadowdiff.rundir import RunDir
 UNASSIGNED = "unassigned"
 # Threads writing tables beside the stages.
 BACKGROUND = 3
+# The (headers, body) columns of each message of an exchange.
+BODIES = (("request_headers", "request_body"), ("response_headers", "response_body"))
 # What the noise stage imports when it first needs it.
 LATER_IMPORTS = ("scipy.stats",)
 
@@ -116,13 +118,15 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
             collected = collect(inputs, options, readers, say)
             readers.discard_spill()  # before the working directory becomes the run
             rejects, reports = collected.rejects, collected.reports
-        redactor = Redactor(config.redact_query)  # one key for the run: both sides alike
+        # One key for the run, so both sides' secrets are tagged alike.
+        redactor = Redactor(
+            config.redact_query, fields=config.redact_fields, headers=config.redact_headers
+        )
         with _timed(timings, "normalize"):
             normalized = normalize(collected.exchanges, config, redactor)
             rejects.extend(normalized.rejects)
-            exchanges = normalized.exchanges
-            if config.rules.redact_body:  # before anything is stored
-                exchanges = redact_table(exchanges, config.rules)
+            # Bodies before anything is stored (normalize tagged the secret headers).
+            exchanges = redact_bodies(normalized.exchanges, config.rules, BODIES, redactor)
         written = [background.submit(store.write_table, work, "exchanges", exchanges)]
 
         def write(name: str, table: pa.Table) -> None:
@@ -151,9 +155,9 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
         finally:
             con.close()
         write("noise", noise)
-        for row in rejects:  # a rejected line's excerpt may hold a URL with its secrets
+        for row in rejects:  # a rejected line's excerpt may hold secrets
             if isinstance(row["excerpt"], str):
-                row["excerpt"] = redactor.url(row["excerpt"])
+                row["excerpt"] = redactor.excerpt(row["excerpt"])
         write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
         with _timed(timings, "hash"):  # what is left of it after the stages
             digest_of = {str(path): index for index, path in enumerate(unhashed)}

@@ -46,6 +46,7 @@ import pyarrow as pa
 
 from shadowdiff import db
 from shadowdiff.noise.thresholds import Thresholds
+from shadowdiff.redact import HASH_CHARS
 
 Opinion = Literal["same", "different", "unknown"]
 
@@ -451,6 +452,8 @@ def _timestamps(mirror: Sample, t: Thresholds) -> Finding:
 
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# A secret redacted with the run's keyed hash (shadowdiff.redact): random when the secret is.
+_REDACTED = rf"\[redacted:[0-9a-f]{{{HASH_CHARS}}}\]"
 # (label, charset, shortest length) from the most to the least specific.
 _FAMILIES: tuple[tuple[str, str, int], ...] = (
     ("random hex", "[0-9a-f]", 8),
@@ -464,10 +467,15 @@ def _shape(values: Sequence[str]) -> _Shape | None:
     n = len(values)
     if n == 0:
         return None
-    for label, regex in (("uuids", _UUID), ("uuids", _UUID.replace("a-f", "A-F"))):
+    shapes = (
+        ("uuids", _UUID, "UUIDs"),
+        ("uuids", _UUID.replace("a-f", "A-F"), "UUIDs"),
+        ("redacted secrets", _REDACTED, "redacted secrets (tagged per value)"),
+    )
+    for label, regex, describe in shapes:
         compiled = re.compile(regex)
         if sum(1 for v in values if compiled.fullmatch(v)) >= TYPICAL * n:
-            return _Shape(label, regex, "UUIDs")
+            return _Shape(label, regex, describe)
     for label, charset, shortest in _FAMILIES:
         compiled = re.compile(f"{charset}{{{shortest},}}")
         lengths = [len(v) for v in values if compiled.fullmatch(v)]

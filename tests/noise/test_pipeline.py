@@ -78,7 +78,8 @@ def test_without_a_secondary_the_reasons_name_the_kind_of_value(runs: dict[str, 
     )
     assert reasons["$.ts_ms"] == "volatile: epoch timestamps"
     assert reasons["$.generated"] == "volatile: timestamps"
-    assert reasons["$.session"] == "volatile: random tokens"
+    # "session" is a credential name: redacted by default, each token tagged by its keyed hash
+    assert reasons["$.session"] == "volatile: redacted secrets"
     assert reasons["$.took_ms"] == "volatile: random numbers"
 
 
