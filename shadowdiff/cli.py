@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from shadowdiff import __version__, api, progress
-from shadowdiff.errors import ShadowdiffError
+from shadowdiff.errors import OutputError, ShadowdiffError, no_room
 from shadowdiff.report.summary import summary
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +28,14 @@ def _friendly(func: F) -> F:
         except ShadowdiffError as e:
             click.echo(f"shadowdiff: error: {e}", err=True)
             sys.exit(e.exit_code)
+        except OSError as e:  # a report or export that finds the disk full
+            reason = no_room(e)
+            if reason is None:
+                raise
+            click.echo(
+                f"shadowdiff: error: cannot write {e.filename or 'a file'}: {reason}.", err=True
+            )
+            sys.exit(OutputError.exit_code)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__

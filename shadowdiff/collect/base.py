@@ -19,10 +19,13 @@ class Input:
 
     path: Path
     side: str | None = None
+    # The name shown for it, when what is read is another file (a plain copy of a compressed
+    # input, the descriptor of a rotated one): locations and rejects name the original.
+    shown: str | None = None
 
     @property
     def name(self) -> str:
-        return str(self.path)
+        return self.shown if self.shown is not None else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class InputReport:
     rejected: int = 0
     blank: int = 0
     sha256: str | None = None
+    # What happened to the input while it was read (it grew, was rotated, was cut short).
+    note: str | None = None
 
 
 class Collector(Protocol):

@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from shadowdiff import schema
-from shadowdiff.collect import registry
+from shadowdiff.collect import registry, snapshot
 from shadowdiff.collect.base import (
     Batch,
     Collector,
@@ -220,6 +220,10 @@ class Readers:
     def __init__(self, plan: Plan, spill_in: Path | None = None) -> None:
         self.pool: Executor | None = None
         self.spill: str | None = None
+        # The inputs read on their own, as they are now, at the start (collect.snapshot), and
+        # where their plain copies go (in the run's working directory when there is one).
+        self.pins = snapshot.pins(item.source for item in plan.items if isinstance(item, _One))
+        self.scratch = Path(tempfile.mkdtemp(prefix="inputs-", dir=spill_in))
         workers = min(_cores(), -(-plan.many_files // MIN_CHUNK_FILES))
         self.chunk_files = min(MAX_CHUNK_FILES, -(-plan.many_files // max(workers, 1)))
         self.workers = 1  # until the pool runs
@@ -251,10 +255,14 @@ class Readers:
 
     def discard_spill(self) -> None:
         """Remove the chunks' directory (their files are gone once read; the tables stay
-        mapped)."""
+        mapped), the inputs' plain copies, and let go of the inputs pinned at the start."""
         if self.spill is not None:
             shutil.rmtree(self.spill, ignore_errors=True)
             self.spill = None
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        for pinned in self.pins.values():
+            pinned.close()
+        self.pins.clear()
 
 
 def _cores() -> int:
@@ -387,7 +395,7 @@ def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
         elif isinstance(entry, _Refused):
             yield _refused(entry)
         elif isinstance(entry, _One):
-            yield _read_one(entry, options)
+            yield _read_one(entry, options, readers)
         else:
             side = entry.sources[0].side
             read = _read_chunk(entry.collector.name, [s.name for s in entry.sources], side, options)
@@ -412,14 +420,21 @@ def _size(source: Input) -> int:
         return 0
 
 
-def _read_one(item: _One, options: Options) -> _Piece:
+def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
     source = item.source
-    report = InputReport(source.name, source.side, item.collector.name, _size(source))
+    pinned = readers.pins.get(source.name)
+    size = pinned.size if pinned is not None else _size(source)
+    report = InputReport(source.name, source.side, item.collector.name, size)
     tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
-    batches = item.collector.read(source, options)
     try:
-        for batch in batches:
+        # As it was at the start: grown, rotated or cut short since, it reads the same.
+        stable = snapshot.stable(source, pinned, readers.scratch)
+        report.note = stable.note
+        rejects.extend(stable.rejects)
+        report.records += len(stable.rejects)
+        report.rejected += len(stable.rejects)
+        for batch in item.collector.read(stable.source, options):
             tables.append(_sided(batch, source.side))
             rejects.extend(batch.rejects)
             report.records += batch.records

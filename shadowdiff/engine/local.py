@@ -28,7 +28,7 @@ from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.diff.status import status_diffs
 from shadowdiff.engine.collection import Readers, collect, plan
 from shadowdiff.engine.digest import Digests
-from shadowdiff.errors import ConfigError, ConservationError
+from shadowdiff.errors import ConfigError, ConservationError, OutputError, no_room
 from shadowdiff.latency import latency
 from shadowdiff.noise import detect as detect_noise
 from shadowdiff.normalize import normalize
@@ -93,7 +93,21 @@ def _source_name(config: Config) -> str | None:
 
 
 def run(config: Config, out: Path, progress: Progress | None = None) -> RunResult:
-    """Run the whole job for ``config`` and write the run directory ``out``."""
+    """Run the whole job for ``config`` and write the run directory ``out``. A disk that fills
+    up (or a file size limit) on the way is an ``OutputError``; the previous run stays."""
+    try:
+        return _run(config, out, progress)
+    except (OSError, duckdb.Error) as e:
+        reason = no_room(e)
+        if reason is None:
+            raise
+        raise OutputError(
+            f"{out}: cannot write the run ({reason}). Free some space, or choose another --out "
+            f"on a disk with room; the previous run in {out}, if any, is untouched."
+        ) from e
+
+
+def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
     say = progress or (lambda _message: None)
     timings: dict[str, float] = {}
     started = datetime.now(UTC)
@@ -173,6 +187,14 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
     return RunResult(out, manifest, config, timings)
 
 
+def _input_entry(report: InputReport) -> dict[str, Any]:
+    """An input's manifest entry: its figures, and a note only where something happened."""
+    entry = vars(report).copy()
+    if entry["note"] is None:
+        del entry["note"]
+    return entry
+
+
 def _import_in_background(*modules: str) -> None:
     """Import ``modules`` in a thread while this process waits on the reading workers, instead
     of later on the critical path (``scipy.stats`` alone takes about a second to import)."""
@@ -240,7 +262,7 @@ def _manifest(
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "config": config.as_dict(),
-        "inputs": [vars(r) for r in reports],
+        "inputs": [_input_entry(r) for r in reports],
         "conservation": _conservation(reports, counts, rejects),
         "pairs": pairs.num_rows,
         "outcomes": outcomes,
