@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench sample-data clean system-deps
+.PHONY: demo test lint typecheck unit bench bench-deps sample-data clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,15 +29,24 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-# Debian's Chromium, for the report's browser test (tests/integration/test_report_browser.py).
+# Debian's packages the tests need: Chromium for the report's browser test
+# (tests/integration/test_report_browser.py), libpcap for the BPF filters of `shadowdiff
+# capture` (scapy compiles them with it; tests/integration/test_capture.py).
+SYSTEM_PACKAGES := chromium libpcap0.8
 system-deps:
-	command -v chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	(command -v chromium && ldconfig -p | grep -q 'libpcap\.so') || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(SYSTEM_PACKAGES))
+
+# The benchmarks' baselines also need tshark (benchmarks/pcap.py).
+bench-deps: system-deps
+	command -v tshark || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tshark)
 
 test: system-deps lint typecheck unit
 
 # Each benchmark measures shadowdiff beside its baseline in one run and rewrites its own
 # section of BENCHMARKS.md. Run them on a quiet machine.
-bench: $(STAMP)
+bench: $(STAMP) bench-deps
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/taps.py
 	$(BIN)/python benchmarks/body_diff.py

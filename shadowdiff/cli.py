@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from shadowdiff import __version__, api, progress
+from shadowdiff import capture as capture_module
 from shadowdiff.errors import OutputError, ShadowdiffError, no_room
 from shadowdiff.report.summary import summary
 
@@ -255,6 +256,69 @@ def _table(columns: list[str], rows: list[tuple[Any, ...]], width: int = 48) -> 
     out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
+
+
+@main.command()
+@click.option("-i", "--interface", required=True, help="Interface to capture on (lo, eth0, …).")
+@click.option(
+    "-f", "--filter", "bpf", default=None, help="BPF filter, e.g. 'tcp port 8080 or tcp port 8081'."
+)
+@click.option(
+    "-w",
+    "--out",
+    "prefix",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Files to write: PREFIX-00000.pcap, PREFIX-00001.pcap, … (and a .stats.json each).",
+)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--rotate-size", default=None, help="New file past this size (e.g. 100MB).")
+@click.option("--rotate-seconds", type=float, default=None, help="New file after this long.")
+@click.option(
+    "--buffer",
+    "buffer_size",
+    default="64MiB",
+    show_default=True,
+    help="Kernel receive buffer: too small and a busy interface drops packets.",
+)
+@click.option("--snaplen", type=int, default=capture_module.DEFAULT_SNAPLEN, show_default=True)
+@_friendly
+def capture(
+    interface: str,
+    bpf: str | None,
+    prefix: str,
+    duration: float | None,
+    rotate_size: str | None,
+    rotate_seconds: float | None,
+    buffer_size: str,
+    snaplen: int,
+) -> None:
+    """Capture HTTP traffic live into rotating pcap files, for `shadowdiff run`.
+
+    Stops on Ctrl-C, SIGTERM or --duration, every file closed. Packets the kernel dropped are
+    counted in the progress line, in each file's .stats.json and then in the run's manifest.
+    """
+    settings = capture_module.Settings(
+        interface=interface,
+        prefix=Path(prefix),
+        bpf=bpf,
+        duration=duration,
+        rotate_bytes=None if rotate_size is None else capture_module.parse_size(rotate_size),
+        rotate_seconds=rotate_seconds,
+        buffer_bytes=capture_module.parse_size(buffer_size),
+        snaplen=snaplen,
+    )
+    with progress.terminal() as say:
+        totals = capture_module.capture(settings, say)
+    click.echo(totals.line())
+    for name in totals.files:
+        click.echo(name)
+    if totals.kernel_drops:
+        click.echo(
+            f"warning: the kernel dropped {totals.kernel_drops:,} packets: give the capture a "
+            "larger --buffer or a narrower --filter.",
+            err=True,
+        )
 
 
 def entry() -> None:
