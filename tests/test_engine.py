@@ -208,11 +208,11 @@ def test_a_line_longer_than_the_reader_takes_is_rejected_not_lost(
 @pytest.mark.parametrize(
     ("text", "hint"),
     [
-        (json.dumps({"request_id": "a", "path": "/x"}, indent=2) + "\n", "pretty-printed JSON"),
-        (json.dumps([{"request_id": "a"}, {"request_id": "b"}], indent=1), "a JSON array"),
+        (json.dumps({"name": "app", "version": 2}, indent=2) + "\n", "pretty-printed JSON"),
+        (json.dumps([{"name": "a"}, {"name": "b"}], indent=1), "a JSON array"),
     ],
 )
-def test_a_json_file_not_one_object_per_line_is_refused_saying_what_it_is(
+def test_json_that_holds_no_access_log_is_refused_saying_what_it_is(
     tmp_path: Path, text: str, hint: str
 ) -> None:
     path = tmp_path / "access.json"
@@ -221,4 +221,4 @@ def test_a_json_file_not_one_object_per_line_is_refused_saying_what_it_is(
         main, ["run", "--primary", str(path), "--mirror", str(path), "--out", str(tmp_path / "o")]
     )
     assert done.exit_code == 2
-    assert hint in done.output and "jq -c" in done.output
+    assert hint in done.output and "not access-log entries" in done.output

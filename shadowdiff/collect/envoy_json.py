@@ -948,6 +948,8 @@ class EnvoyJsonCollector:
     """Envoy/Istio JSON access logs. See the module docstring."""
 
     name = NAME
+    # Reads access-log lines: a wrapped file (CRI, Docker, pretty JSON) is unwrapped first.
+    reads_lines = True
 
     def sniff(self, head: bytes) -> float:
         """High when most non-blank first lines are JSON objects with access-log keys. The

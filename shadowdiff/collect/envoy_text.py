@@ -65,6 +65,8 @@ class EnvoyTextCollector:
     """Reads Envoy/Istio text access logs (see the module docstring)."""
 
     name = NAME
+    # Reads access-log lines: a wrapped file (CRI, Docker, pretty JSON) is unwrapped first.
+    reads_lines = True
 
     def sniff(self, head: bytes) -> float:
         """High when the first non-blank lines are access-log entries in a built-in format,

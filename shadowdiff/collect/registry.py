@@ -12,6 +12,7 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 
 from shadowdiff.collect.base import Collector, Input
+from shadowdiff.collect import unwrap
 from shadowdiff.collect.lines import read_head
 from shadowdiff.errors import ConfigError, InputError
 from shadowdiff.settings import suggest
@@ -71,9 +72,19 @@ def scores(head: bytes) -> list[tuple[float, str]]:
 
 
 def recognise(head: bytes) -> Collector | None:
-    """The collector whose format ``head`` is, or ``None`` when no collector is sure enough."""
+    """The collector whose format ``head`` is, or ``None`` when no collector is sure enough.
+    A file no collector knows as it is may be access-log lines in a wrapper (CRI, Docker's
+    json-file, pretty-printed JSON; ``collect.unwrap``): then the line readers sniff the
+    lines inside."""
     best_score, best = scores(head)[0]
-    return get(best) if best_score >= SNIFF_THRESHOLD else None
+    if best_score >= SNIFF_THRESHOLD:
+        return get(best)
+    inner = unwrap.inner_head(head)
+    if inner is None:
+        return None
+    readers = [get(n) for n in names() if getattr(get(n), "reads_lines", False)]
+    score, found = max(((c.sniff(inner), c) for c in readers), key=lambda item: item[0])
+    return found if score >= SNIFF_THRESHOLD else None
 
 
 def sniff(source: Input) -> Collector:
@@ -96,15 +107,11 @@ def unrecognised(head: bytes) -> str:
 
 def _looks_like(head: bytes) -> str:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a BOM and white space
-    if text.split(b"\n", 1)[0].strip() == b"{":  # a line holding only the opening brace
+    kind = unwrap.detect(head)
+    if kind in (unwrap.PRETTY, unwrap.ARRAY):
         return (
-            "It looks like pretty-printed JSON (an object over several lines, as `jq .` prints "
-            "it); the JSON access-log reader takes one object per line: convert it with "
-            "`jq -c . FILE > FILE.jsonl`."
-        )
-    if text.startswith(b"["):
-        return (
-            "It looks like a JSON array; the JSON access-log reader takes one object per line: "
-            "convert it with `jq -c '.[]' FILE > FILE.jsonl`."
+            f"It looks like {kind}, but its records are not access-log entries (keys such as "
+            "start_time, method, path, response_code, request_id): if they are, name the "
+            "format with --source envoy-json; one object per line is `jq -c '.[]?' FILE`."
         )
     return "Name the format with --source, or pass your Envoy format string with --log-format."

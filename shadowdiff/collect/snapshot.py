@@ -96,14 +96,14 @@ def stable(source: Input, pinned: Pin | None, scratch: Path) -> Stable:
     with open(readable, "rb") as raw:
         kind = compression(raw.read(4))
     if kind is not None:
-        copy = _scratch_name(scratch, source)
+        copy = scratch_file(scratch, source)
         cut = _decompress(readable, pinned.size, kind, copy)
         rejects = [] if cut is None else [_cut_reject(source, cut)]
         if cut is not None:
             notes.append(cut.note)
         return Stable(_named(copy, source), "; ".join(notes) or None, rejects)
     if now > pinned.size:
-        copy = _scratch_name(scratch, source)
+        copy = scratch_file(scratch, source)
         _copy_prefix(readable, pinned.size, copy)
         return Stable(_named(copy, source), "; ".join(notes))
     if readable != source.path:
@@ -141,7 +141,8 @@ def _size_of(path: Path, pinned: Pin) -> int:
     return os.stat(path).st_size
 
 
-def _scratch_name(scratch: Path, source: Input) -> Path:
+def scratch_file(scratch: Path, source: Input) -> Path:
+    """A new file in ``scratch`` for a plain copy of ``source``."""
     scratch.mkdir(parents=True, exist_ok=True)
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in source.path.name)[-60:]
     number = sum(1 for _ in scratch.iterdir())

@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from shadowdiff import schema
-from shadowdiff.collect import registry, snapshot
+from shadowdiff.collect import registry, snapshot, unwrap
 from shadowdiff.collect.base import (
     Batch,
     Collector,
@@ -430,12 +430,25 @@ def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
     try:
         # As it was at the start: grown, rotated or cut short since, it reads the same.
         stable = snapshot.stable(source, pinned, readers.scratch)
-        report.note = stable.note
+        notes = [stable.note] if stable.note else []
         rejects.extend(stable.rejects)
         report.records += len(stable.rejects)
         report.rejected += len(stable.rejects)
-        for batch in item.collector.read(stable.source, options):
-            tables.append(_sided(batch, source.side))
+        unwrapped = _unwrapped(item.collector, stable.source, readers.scratch)
+        if unwrapped is not None:  # lines in a wrapper: read the lines inside
+            notes.append(unwrapped.note)
+            rejects.extend(unwrapped.rejects)
+            report.records += len(unwrapped.rejects)
+            report.rejected += len(unwrapped.rejects)
+            report.blank += unwrapped.blank
+        report.note = "; ".join(notes) or None
+        readable = stable.source if unwrapped is None else unwrapped.source
+        for batch in item.collector.read(readable, options):
+            table = _sided(batch, source.side)
+            if unwrapped is not None:
+                table = unwrap.restore(table, unwrapped)
+                unwrap.restore_rejects(batch.rejects, unwrapped)
+            tables.append(table)
             rejects.extend(batch.rejects)
             report.records += batch.records
             report.rejected += len(batch.rejects)
@@ -450,6 +463,16 @@ def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
     if not tables:
         return schema.empty(schema.EXCHANGES), rejects, [report]
     return pa.concat_tables(tables, promote_options="permissive"), rejects, [report]
+
+
+def _unwrapped(collector: Collector, source: Input, scratch: Path) -> unwrap.Unwrapped | None:
+    """``source`` unwrapped for a line reader, when its lines come in a wrapper."""
+    if not getattr(collector, "reads_lines", False):
+        return None
+    kind = unwrap.detect(read_head(source))
+    if kind is None:
+        return None
+    return unwrap.unwrap(source, kind, snapshot.scratch_file(scratch, source))
 
 
 def _sided(batch: Batch, side: str | None) -> pa.Table:
