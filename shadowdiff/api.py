@@ -63,6 +63,7 @@ def run(
     log_format: str | None = None,
     rules: str | Path | None = None,
     pairing_key: str | None = None,
+    pair_by: str | None = None,
     out: str | Path | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
@@ -79,6 +80,7 @@ def run(
         source=source,
         log_format=log_format,
         pairing_key=pairing_key.lower() if pairing_key else None,
+        pair_by=pair_by,
     )
     target = Path(out or config.out or default_out())
     return run_locally(config, target, progress)

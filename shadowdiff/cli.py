@@ -68,6 +68,12 @@ def main() -> None:
 @click.option("--log-format", default=None, help="Your Envoy access-log format string, verbatim.")
 @click.option("--rules", type=click.Path(dir_okay=False), help="Rules TOML file.")
 @click.option("--pairing-key", default=None, help="Request header that pairs requests.")
+@click.option(
+    "--pair-by",
+    type=click.Choice(["request_id", "fingerprint"]),
+    default=None,
+    help="Pair by the request-id header (default) or by method, path and body in time order.",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
@@ -82,6 +88,7 @@ def run(
     log_format: str | None,
     rules: str | None,
     pairing_key: str | None,
+    pair_by: str | None,
     out: str | None,
     engine: str,
     quiet: bool,
@@ -101,6 +108,7 @@ def run(
             log_format=log_format,
             rules=rules,
             pairing_key=pairing_key,
+            pair_by=pair_by,
             out=out,
             progress=say,
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 from shadowdiff.diff.rules import RULE_SECTIONS, Rules
 from shadowdiff.errors import ConfigError
+from shadowdiff.fingerprint import DEFAULT_MAX_SKEW_MS
 from shadowdiff.noise.thresholds import Thresholds
 from shadowdiff.redact import DEFAULT_QUERY_SECRETS
 from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
@@ -52,6 +53,9 @@ class Config:
     source: str = "auto"
     log_format: str | None = None
     pairing_key: str = "x-request-id"
+    # "request_id" (the pairing key's header) or "fingerprint" (shadowdiff.fingerprint).
+    pair_by: str = "request_id"
+    max_skew_ms: float = DEFAULT_MAX_SKEW_MS
     sides: SideRules = field(default_factory=SideRules)
     endpoint_templates: tuple[str, ...] = ()
     auto_endpoints: bool = True
@@ -81,6 +85,8 @@ class Config:
             "source": self.source,
             "log_format": self.log_format,
             "pairing_key": self.pairing_key,
+            "pair_by": self.pair_by,
+            "max_skew_ms": self.max_skew_ms,
             "sides": dict(self.sides.items()),
             "endpoint_templates": list(self.endpoint_templates),
             "auto_endpoints": self.auto_endpoints,
@@ -136,6 +142,8 @@ def from_mapping(
         source=str(inputs.get("source", "auto")),
         log_format=inputs.get("log_format"),
         pairing_key=str(pairing.get("key", "x-request-id")).lower(),
+        pair_by=_pair_by(pairing.get("by", "request_id"), origin),
+        max_skew_ms=_skew(pairing.get("max_skew_ms", DEFAULT_MAX_SKEW_MS), origin),
         sides=SideRules(**{k: str(v) for k, v in sides.items()}),
         endpoint_templates=strings(endpoints.get("templates", []), "[endpoints] templates", origin),
         auto_endpoints=bool(endpoints.get("auto", True)),
@@ -159,6 +167,26 @@ def _thresholds(data: Any, origin: str) -> Thresholds:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: [noise] must be a table of thresholds, e.g. min_pairs = 50.")
     return Thresholds.from_mapping(data, origin)
+
+
+PAIR_BY = ("request_id", "fingerprint")
+
+
+def _pair_by(value: Any, origin: str) -> str:
+    if value not in PAIR_BY:
+        raise ConfigError(
+            f"{origin}: [pairing] by must be one of {', '.join(PAIR_BY)}, not {value!r}."
+        )
+    return str(value)
+
+
+def _skew(value: Any, origin: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(
+            f"{origin}: [pairing] max_skew_ms must be a number of milliseconds (0 or more), "
+            f"not {value!r}."
+        )
+    return float(value)
 
 
 def _secret_names(extra: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import db, schema
+from shadowdiff import db, fingerprint, schema
 from shadowdiff.config import Config
 from shadowdiff.errors import ConfigError
 from shadowdiff.redact import Redactor
@@ -64,11 +64,15 @@ def normalize(exchanges: pa.Table, config: Config, redactor: Redactor | None = N
             con.unregister("collected")
             con.register("collected", exchanges)
         _check_side_rules(con, config)
-        computed = _arrow(con.sql(_query(config, redacted, redactor)))
+        by_fingerprint = config.pair_by == "fingerprint"
+        computed = _arrow(con.sql(_query(config, redacted, redactor, not by_fingerprint)))
         endpoint = _endpoints(con, exchanges, config, paths)
     finally:
         con.close()
     table = exchanges
+    if by_fingerprint:  # before the pairing: ids from what the requests are, not a header
+        ids = fingerprint.assign(exchanges, computed.column("side"), config.max_skew_ms)
+        table = table.set_column(table.schema.get_field_index("request_id"), "request_id", ids)
     new = {"endpoint": endpoint, **{name: computed.column(name) for name in ("side", *redacted)}}
     for name, column in new.items():
         table = table.set_column(table.schema.get_field_index(name), name, column)
@@ -256,18 +260,17 @@ def _redact_sql(column: str, headers: tuple[str, ...], redactor: Redactor) -> st
     )
 
 
-def _query(config: Config, redacted: list[str], redactor: Redactor) -> str:
+def _query(config: Config, redacted: list[str], redactor: Redactor, need_id: bool = True) -> str:
     """The new columns but the endpoint: side, the redacted header columns, and ``_problem``
-    (why a record cannot be paired, else null)."""
+    (why a record cannot be paired, else null; without ``need_id``, a missing request id is
+    not one: fingerprint pairing gives every record an id)."""
     side, side_problem = _side_sql(config)
     key = config.pairing_key
     columns = [f"{side} AS side"]
     columns += [f"{_redact_sql(c, config.redact_headers, redactor)} AS {c}" for c in redacted]
     no_id = db.literal(f"no request id ({key})")
-    problem = (
-        f"CASE WHEN ({side}) IS NULL THEN {side_problem} "
-        f"WHEN request_id IS NULL OR request_id = '' THEN {no_id} END"
-    )
+    missing_id = f"WHEN request_id IS NULL OR request_id = '' THEN {no_id} " if need_id else ""
+    problem = f"CASE WHEN ({side}) IS NULL THEN {side_problem} {missing_id}END"
     return f"SELECT {', '.join(columns)}, {problem} AS _problem FROM collected"
 
 

@@ -32,7 +32,7 @@ DEFAULT_REDACT_HEADERS = (
 # checks its contents. A rules file may be a whole pipeline file, so the rules accept them all.
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "inputs": ("primary", "mirror", "secondary", "input", "source", "log_format"),
-    "pairing": ("key",),
+    "pairing": ("key", "by", "max_skew_ms"),
     "sides": ("primary", "mirror", "secondary"),
     "endpoints": ("templates", "auto"),
     "redact": ("headers", "body", "query", "fields"),
