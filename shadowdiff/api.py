@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from shadowdiff.errors import ConfigError
 from shadowdiff.noise.summary import Summary as NoiseSummary
 from shadowdiff.noise.thresholds import DEFAULT as DEFAULT_THRESHOLDS
 from shadowdiff.noise.thresholds import Thresholds
+from shadowdiff.window import Bounds
 
 
 def load_config(
@@ -64,6 +65,8 @@ def run(
     rules: str | Path | None = None,
     pairing_key: str | None = None,
     pair_by: str | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
     out: str | Path | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
@@ -82,6 +85,14 @@ def run(
         pairing_key=pairing_key.lower() if pairing_key else None,
         pair_by=pair_by,
     )
+    if since is not None or until is not None:  # a bound given here replaces the file's
+        config = replace(
+            config,
+            window=Bounds(
+                config_module.moment(since, "--since", "the command line") or config.window.since,
+                config_module.moment(until, "--until", "the command line") or config.window.until,
+            ),
+        )
     target = Path(out or config.out or default_out())
     return run_locally(config, target, progress)
 
@@ -167,6 +178,7 @@ def check(
     max_latency_ratio: Sequence[str] = (),
     max_orphan_rate: float | None = None,
     max_reject_rate: float | None = None,
+    max_mirrored_writes: int | None = None,
     junit: str | Path | None = None,
 ) -> check_module.CheckResult:
     """Check a run against thresholds; ``result.exit_code`` is 0 (within) or 1 (crossed).
@@ -193,6 +205,7 @@ def check(
             max_latency_ratio=max_latency_ratio,
             max_orphan_rate=max_orphan_rate,
             max_reject_rate=max_reject_rate,
+            max_mirrored_writes=max_mirrored_writes,
         )
     )
     if limits.empty:

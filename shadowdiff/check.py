@@ -7,6 +7,7 @@ run's manifest) and from flags, which win::
     max_divergence_rate = 0.01          # diverged / paired pairs, over the whole run
     max_orphan_rate = 0.02              # (primary_only + mirror_only) / request ids
     max_reject_rate = 0.001             # rejected / records read
+    max_mirrored_writes = 0             # POST/PUT/PATCH/DELETE (and [safety] writes) mirrored
     max_latency_ratio = { p50 = 1.2, p99 = 1.5 }   # mirror / primary, per endpoint
 
     [check.max_divergence_rate_per_endpoint]       # endpoint → rate; "*" for every other one
@@ -34,11 +35,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import duckdb
 
-from shadowdiff import query, stats, store
+from shadowdiff import query, stats, store, window
 from shadowdiff.errors import ConfigError
 
 KEYS = (
@@ -47,6 +48,7 @@ KEYS = (
     "max_latency_ratio",
     "max_orphan_rate",
     "max_reject_rate",
+    "max_mirrored_writes",
 )
 EVERY_ENDPOINT = "*"
 OVERALL = "overall"
@@ -64,6 +66,7 @@ class Thresholds:
     max_latency_ratio: Mapping[str, float] = field(default_factory=dict)  # "p99" → 1.5
     max_orphan_rate: float | None = None
     max_reject_rate: float | None = None
+    max_mirrored_writes: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -73,6 +76,7 @@ class Thresholds:
             and not self.max_latency_ratio
             and self.max_orphan_rate is None
             and self.max_reject_rate is None
+            and self.max_mirrored_writes is None
         )
 
     def overridden_by(self, other: Thresholds) -> Thresholds:
@@ -87,6 +91,7 @@ class Thresholds:
             max_latency_ratio={**self.max_latency_ratio, **other.max_latency_ratio},
             max_orphan_rate=_first(other.max_orphan_rate, self.max_orphan_rate),
             max_reject_rate=_first(other.max_reject_rate, self.max_reject_rate),
+            max_mirrored_writes=_first(other.max_mirrored_writes, self.max_mirrored_writes),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,6 +101,7 @@ class Thresholds:
             "max_latency_ratio": dict(self.max_latency_ratio),
             "max_orphan_rate": self.max_orphan_rate,
             "max_reject_rate": self.max_reject_rate,
+            "max_mirrored_writes": self.max_mirrored_writes,
         }
 
 
@@ -196,6 +202,9 @@ def thresholds(section: Mapping[str, Any], origin: str = "[check]") -> Threshold
         },
         max_orphan_rate=_rate(section.get("max_orphan_rate"), f"{where} max_orphan_rate"),
         max_reject_rate=_rate(section.get("max_reject_rate"), f"{where} max_reject_rate"),
+        max_mirrored_writes=_count(
+            section.get("max_mirrored_writes"), f"{where} max_mirrored_writes"
+        ),
     )
 
 
@@ -206,6 +215,7 @@ def thresholds_from_flags(
     max_latency_ratio: Iterable[str] = (),
     max_orphan_rate: float | None = None,
     max_reject_rate: float | None = None,
+    max_mirrored_writes: int | None = None,
 ) -> Thresholds:
     """Thresholds from command-line values: ``ENDPOINT=RATE`` and ``pNN=RATIO`` strings."""
     per_endpoint = dict(
@@ -224,6 +234,7 @@ def thresholds_from_flags(
         },
         max_orphan_rate=_rate(max_orphan_rate, "--max-orphan-rate"),
         max_reject_rate=_rate(max_reject_rate, "--max-reject-rate"),
+        max_mirrored_writes=_count(max_mirrored_writes, "--max-mirrored-writes"),
     )
 
 
@@ -244,6 +255,14 @@ def _number(value: Any, where: str) -> float:
     if math.isnan(number) or number < 0:
         raise ConfigError(f"{where}: expected a number ≥ 0, got {value!r}.")
     return number
+
+
+def _count(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: a count of requests (0 or more), got {value!r}.")
+    return value
 
 
 def _rate(value: Any, where: str) -> float | None:
@@ -276,7 +295,10 @@ def _quantile(name: str, where: str) -> str:
     return name
 
 
-def _first(value: float | None, default: float | None) -> float | None:
+N = TypeVar("N", int, float)
+
+
+def _first(value: N | None, default: N | None) -> N | None:
     return default if value is None else value
 
 
@@ -297,8 +319,9 @@ def check(
     try:
         verdicts: list[Verdict] = []
         verdicts += _divergence(con, limits)
-        verdicts += _orphans(con, limits)
+        verdicts += _orphans(con, limits, manifest.get("mirroring"))
         verdicts += _rejects(manifest, limits)
+        verdicts += _mirrored_writes(manifest.get("mirroring"), limits)
         if limits.max_latency_ratio:
             verdicts += _latency(con, limits, resamples=resamples, seed=seed)
     finally:
@@ -358,7 +381,12 @@ def _divergence(con: duckdb.DuckDBPyConnection, limits: Thresholds) -> list[Verd
     return verdicts
 
 
-def _orphans(con: duckdb.DuckDBPyConnection, limits: Thresholds) -> list[Verdict]:
+def _orphans(
+    con: duckdb.DuckDBPyConnection, limits: Thresholds, mirroring: Mapping[str, Any] | None
+) -> list[Verdict]:
+    """Orphans over request ids. With the run's ``mirroring`` figures, orphans near the logs'
+    edges are left out, and primary-only ones count only beyond what sampled mirroring
+    (``mirror_percent``) expects; mirror-only ones always count."""
     if limits.max_orphan_rate is None:
         return []
     [(orphans, total)] = con.sql(
@@ -367,16 +395,28 @@ def _orphans(con: duckdb.DuckDBPyConnection, limits: Thresholds) -> list[Verdict
         FROM pairs
         """
     ).fetchall()
-    return [
-        _rate_verdict(
-            "max_orphan_rate",
-            None,
-            orphans,
-            total,
-            limits.max_orphan_rate,
-            "request ids had no partner (orphans)",
-        )
-    ]
+    what = "request ids had no partner (orphans)"
+    if mirroring:
+        orphans, how = window.unexpected_orphans(dict(mirroring))
+        if how:
+            what = f"request ids had no partner unexplained ({how})"
+    return [_rate_verdict("max_orphan_rate", None, orphans, total, limits.max_orphan_rate, what)]
+
+
+def _mirrored_writes(mirroring: Mapping[str, Any] | None, limits: Thresholds) -> list[Verdict]:
+    limit = limits.max_mirrored_writes
+    if limit is None:
+        return []
+    writes = list((mirroring or {}).get("mirrored_writes", []))
+    count = sum(int(w["mirrored"]) for w in writes)
+    accepted = sum(int(w["answered_2xx"]) for w in writes)
+    status: Status = "fail" if count > limit else "pass"
+    where = ", ".join(f"{w['endpoint']} {w['mirrored']}" for w in writes[:3])
+    detail = (
+        f"{count} non-idempotent requests reached the mirror ({accepted} answered 2xx"
+        f"{': ' + where if where else ''}) {'>' if status == 'fail' else '≤'} {limit}"
+    )
+    return [Verdict("max_mirrored_writes", None, status, float(limit), float(count), detail)]
 
 
 def _rejects(manifest: Mapping[str, Any], limits: Thresholds) -> list[Verdict]:

@@ -74,6 +74,8 @@ def main() -> None:
     default=None,
     help="Pair by the request-id header (default) or by method, path and body in time order.",
 )
+@click.option("--since", default=None, help="Only primary requests from this time (ISO 8601).")
+@click.option("--until", default=None, help="Only primary requests before this time.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
 @click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
@@ -89,6 +91,8 @@ def run(
     rules: str | None,
     pairing_key: str | None,
     pair_by: str | None,
+    since: str | None,
+    until: str | None,
     out: str | None,
     engine: str,
     quiet: bool,
@@ -109,6 +113,8 @@ def run(
             rules=rules,
             pairing_key=pairing_key,
             pair_by=pair_by,
+            since=since,
+            until=until,
             out=out,
             progress=say,
         )
@@ -210,6 +216,11 @@ def report(
     "lower bound is above it. Repeatable (p50, p90, p99).",
 )
 @click.option("--max-orphan-rate", type=float, help="Most orphaned / all request ids.")
+@click.option(
+    "--max-mirrored-writes",
+    type=int,
+    help="Most non-idempotent requests (POST, PUT, PATCH, DELETE) the mirror may have received.",
+)
 @click.option("--max-reject-rate", type=float, help="Most rejected / read records.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write the verdicts as JUnit XML.")
 @_friendly
@@ -221,6 +232,7 @@ def check(
     max_latency_ratio: tuple[str, ...],
     max_orphan_rate: float | None,
     max_reject_rate: float | None,
+    max_mirrored_writes: int | None,
     junit: str | None,
 ) -> None:
     """Check a run against thresholds: exit 0 within, 1 crossed (one line per violation)."""
@@ -232,6 +244,7 @@ def check(
         max_latency_ratio=max_latency_ratio,
         max_orphan_rate=max_orphan_rate,
         max_reject_rate=max_reject_rate,
+        max_mirrored_writes=max_mirrored_writes,
         junit=junit,
     )
     click.echo("\n".join(result.lines()))

@@ -10,6 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from shadowdiff.fingerprint import DEFAULT_MAX_SKEW_MS
 from shadowdiff.noise.thresholds import Thresholds
 from shadowdiff.redact import DEFAULT_QUERY_SECRETS
 from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
+from shadowdiff.window import Bounds
 
 # Sections kept as given in Config.extra, for the stages after the run (report, check, …).
 LATER_SECTIONS = ("ignore", "tolerance", "normalize", "order", "limits", "check", "report")
@@ -56,6 +58,10 @@ class Config:
     # "request_id" (the pairing key's header) or "fingerprint" (shadowdiff.fingerprint).
     pair_by: str = "request_id"
     max_skew_ms: float = DEFAULT_MAX_SKEW_MS
+    # What Istio's mirrorPercentage says, if given: the share of requests mirrored.
+    mirror_percent: float | None = None
+    window: Bounds = field(default_factory=Bounds)  # --since/--until, [window]
+    safety_writes: tuple[str, ...] = ()  # [safety] writes: endpoints that write on a GET
     sides: SideRules = field(default_factory=SideRules)
     endpoint_templates: tuple[str, ...] = ()
     auto_endpoints: bool = True
@@ -87,6 +93,12 @@ class Config:
             "pairing_key": self.pairing_key,
             "pair_by": self.pair_by,
             "max_skew_ms": self.max_skew_ms,
+            "mirror_percent": self.mirror_percent,
+            "window": {
+                "since": None if self.window.since is None else self.window.since.isoformat(),
+                "until": None if self.window.until is None else self.window.until.isoformat(),
+            },
+            "safety_writes": list(self.safety_writes),
             "sides": dict(self.sides.items()),
             "endpoint_templates": list(self.endpoint_templates),
             "auto_endpoints": self.auto_endpoints,
@@ -125,6 +137,8 @@ def from_mapping(
     endpoints = data.get("endpoints", {})
     redact = data.get("redact", {})
     output = data.get("output", {})
+    window = data.get("window", {})
+    safety = data.get("safety", {})
 
     def paths(key: str) -> tuple[str, ...]:
         values = strings(inputs.get(key, []), f"[inputs] {key}", origin)
@@ -144,6 +158,12 @@ def from_mapping(
         pairing_key=str(pairing.get("key", "x-request-id")).lower(),
         pair_by=_pair_by(pairing.get("by", "request_id"), origin),
         max_skew_ms=_skew(pairing.get("max_skew_ms", DEFAULT_MAX_SKEW_MS), origin),
+        mirror_percent=_percent(pairing.get("mirror_percent"), origin),
+        window=Bounds(
+            moment(window.get("since"), "[window] since", origin),
+            moment(window.get("until"), "[window] until", origin),
+        ),
+        safety_writes=strings(safety.get("writes", []), "[safety] writes", origin),
         sides=SideRules(**{k: str(v) for k, v in sides.items()}),
         endpoint_templates=strings(endpoints.get("templates", []), "[endpoints] templates", origin),
         auto_endpoints=bool(endpoints.get("auto", True)),
@@ -170,6 +190,35 @@ def _thresholds(data: Any, origin: str) -> Thresholds:
 
 
 PAIR_BY = ("request_id", "fingerprint")
+
+
+def _percent(value: Any, origin: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 100:
+        raise ConfigError(
+            f"{origin}: [pairing] mirror_percent must be a percentage above 0 and up to 100 "
+            f"(Istio's mirrorPercentage), not {value!r}."
+        )
+    return float(value)
+
+
+def moment(value: Any, where: str, origin: str) -> datetime | None:
+    """A time bound from TOML (a datetime, or an ISO 8601 string); a time without a zone is
+    UTC, as the logs' start times are."""
+    if value is None:
+        return None
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            when = None
+    if not isinstance(when, datetime):
+        raise ConfigError(
+            f"{origin}: {where} must be a time such as 2026-11-28T10:00:00Z, not {value!r}."
+        )
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _pair_by(value: Any, origin: str) -> str:

@@ -64,8 +64,8 @@ def _clusters(sides: str, skew_us: int) -> str:
         SELECT *, sum(gap) OVER (PARTITION BY fp ORDER BY start_time, row
                                  ROWS UNBOUNDED PRECEDING) AS cluster
         FROM (
-            SELECT *, CASE WHEN lag(t_us) OVER w_fp IS NULL OR t_us - lag(t_us) OVER w_fp > {skew_us}
-                           THEN 1 ELSE 0 END AS gap
+            SELECT *, CASE WHEN lag(t_us) OVER w_fp IS NULL
+                             OR t_us - lag(t_us) OVER w_fp > {skew_us} THEN 1 ELSE 0 END AS gap
             FROM fingerprinted WHERE side IN ({sides})
             WINDOW w_fp AS (PARTITION BY fp ORDER BY start_time, row)
         )

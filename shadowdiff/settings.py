@@ -32,7 +32,9 @@ DEFAULT_REDACT_HEADERS = (
 # checks its contents. A rules file may be a whole pipeline file, so the rules accept them all.
 SECTIONS: dict[str, tuple[str, ...] | None] = {
     "inputs": ("primary", "mirror", "secondary", "input", "source", "log_format"),
-    "pairing": ("key", "by", "max_skew_ms"),
+    "pairing": ("key", "by", "max_skew_ms", "mirror_percent"),
+    "window": ("since", "until"),
+    "safety": ("writes",),
     "sides": ("primary", "mirror", "secondary"),
     "endpoints": ("templates", "auto"),
     "redact": ("headers", "body", "query", "fields"),

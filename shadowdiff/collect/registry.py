@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 from importlib.metadata import EntryPoint, entry_points
 
-from shadowdiff.collect.base import Collector, Input
 from shadowdiff.collect import unwrap
+from shadowdiff.collect.base import Collector, Input
 from shadowdiff.collect.lines import read_head
 from shadowdiff.errors import ConfigError, InputError
 from shadowdiff.settings import suggest
@@ -106,7 +106,6 @@ def unrecognised(head: bytes) -> str:
 
 
 def _looks_like(head: bytes) -> str:
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a BOM and white space
     kind = unwrap.detect(head)
     if kind in (unwrap.PRETTY, unwrap.ARRAY):
         return (

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import __version__, db, schema, store
+from shadowdiff import __version__, db, schema, store, window
 from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.config import Config
@@ -139,8 +139,9 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
         with _timed(timings, "normalize"):
             normalized = normalize(collected.exchanges, config, redactor)
             rejects.extend(normalized.rejects)
+            bounded, outside = window.bound(normalized.exchanges, config.window, config.max_skew_ms)
             # Bodies before anything is stored (normalize tagged the secret headers).
-            exchanges = redact_bodies(normalized.exchanges, config.rules, BODIES, redactor)
+            exchanges = redact_bodies(bounded, config.rules, BODIES, redactor)
         written = [background.submit(store.write_table, work, "exchanges", exchanges)]
 
         def write(name: str, table: pa.Table) -> None:
@@ -163,6 +164,16 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
                 with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
                     noise = detect_noise(con, exchanges, config.rules, config.noise)
                 pairs = _table(finish_pairs(con))
+                con.register("pairs_outcomes", pairs)
+                edges = window.edge_orphans(con, config.max_skew_ms)
+                mirroring = window.mirroring(
+                    con,
+                    edges,
+                    config.mirror_percent,
+                    outside,
+                    window.mirrored_writes(con, config.safety_writes),
+                )
+                pairs = window.note_edges(pairs, edges)
                 write("pairs", pairs)
                 write("diffs", _table(con.sql("SELECT * FROM diffs")))
                 write("latency", _table(latency(con)))
@@ -181,7 +192,8 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
                 table_written.result()
-        manifest = _manifest(config, started, reports, counts, rejects, pairs, timings)
+        manifest = _manifest(config, started, reports, counts, rejects, pairs, timings, outside)
+        manifest["mirroring"] = mirroring
         store.finish(work, manifest)
         run_dir.commit()  # the previous run stays whole until this rename
     return RunResult(out, manifest, config, timings)
@@ -212,9 +224,14 @@ def _table(relation: duckdb.DuckDBPyRelation) -> pa.Table:
 
 
 def _conservation(
-    reports: list[InputReport], counts: dict[str, SideCounts], rejects: list[dict[str, object]]
+    reports: list[InputReport],
+    counts: dict[str, SideCounts],
+    rejects: list[dict[str, object]],
+    outside: dict[str, int] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Per side: read = paired + orphaned + duplicates + rejected. Raises when it does not hold."""
+    """Per side: read = paired + orphaned + duplicates + rejected (+ outside_window, for a
+    bounded run). Raises when it does not hold."""
+    outside = outside or {}
     rejected: dict[str, int] = {}
     for row in rejects:
         key = str(row["side"]) if row["side"] else UNASSIGNED
@@ -223,12 +240,14 @@ def _conservation(
     for side in (*schema.SIDES, UNASSIGNED):
         c = counts.get(side, SideCounts(0, 0, 0, 0))
         figures[side] = {
-            "read": c.records + rejected.get(side, 0),
+            "read": c.records + rejected.get(side, 0) + outside.get(side, 0),
             "paired": c.paired,
             "orphaned": c.orphaned,
             "duplicates": c.duplicates,
             "rejected": rejected.get(side, 0),
         }
+        if outside:
+            figures[side]["outside_window"] = outside.get(side, 0)
     read_total = sum(r.records for r in reports)
     accounted = sum(f["read"] for f in figures.values())
     if read_total != accounted:
@@ -237,7 +256,8 @@ def _conservation(
             f"{figures}. This is a bug in shadowdiff; please report it with the inputs."
         )
     for side, f in figures.items():
-        if f["read"] != f["paired"] + f["orphaned"] + f["duplicates"] + f["rejected"]:
+        placed = f["paired"] + f["orphaned"] + f["duplicates"] + f["rejected"]
+        if f["read"] != placed + f.get("outside_window", 0):
             raise ConservationError(f"side {side}: figures do not add up: {f}. This is a bug.")
     return figures
 
@@ -250,6 +270,7 @@ def _manifest(
     rejects: list[dict[str, object]],
     pairs: pa.Table,
     timings: dict[str, float],
+    outside: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     outcomes = {name: 0 for name in schema.OUTCOMES}
     # Counted in Arrow: a million pairs are a million Python strings otherwise.
@@ -263,7 +284,7 @@ def _manifest(
         "finished_at": datetime.now(UTC).isoformat(),
         "config": config.as_dict(),
         "inputs": [_input_entry(r) for r in reports],
-        "conservation": _conservation(reports, counts, rejects),
+        "conservation": _conservation(reports, counts, rejects, outside),
         "pairs": pairs.num_rows,
         "outcomes": outcomes,
         "rejects": len(rejects),

@@ -62,7 +62,7 @@ from typing import Any
 
 import duckdb
 
-from shadowdiff import query, stats, store
+from shadowdiff import query, stats, store, window
 
 FORMAT = "shadowdiff-report"
 FORMAT_VERSION = 1
@@ -195,6 +195,9 @@ def pairing(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> dict[st
         "rejects": rejects,
         "reject_rate": _rate(rejects, _records_read(manifest)),
         "reject_reasons": reasons,
+        # Sampled mirroring, edge orphans, bounds, mirrored writes (shadowdiff.window).
+        "mirroring": manifest.get("mirroring"),
+        "mirroring_lines": window.lines(manifest.get("mirroring")),
     }
 
 

@@ -41,6 +41,7 @@ def render(document: dict[str, Any]) -> str:
         f"duplicates: {pairing['duplicates']:,}, rejects: {pairing['rejects']:,} "
         f"({_pct(pairing['reject_rate'])}). Window: {_window(run['window'])}.",
     ]
+    lines += [escape(line) for line in pairing.get("mirroring_lines", [])]
     lines += _worst(document["endpoints"])
     lines += _slower(document["latency"])
     if document.get("baseline"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shadowdiff import query, store
+from shadowdiff import query, store, window
 
 TOP_ENDPOINTS = 8
 TOP_PATTERNS = 12
@@ -19,6 +19,8 @@ def summary(run_dir: Path) -> str:
         lines += _inputs(manifest)
         lines += _conservation(manifest)
         lines += _outcomes(manifest)
+        mirroring = window.lines(manifest.get("mirroring"))
+        lines += [""] + mirroring if mirroring else []
         lines += _endpoints(con)
         lines += _patterns(con)
         lines += _latency(con)

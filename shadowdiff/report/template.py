@@ -166,6 +166,11 @@ details > summary { cursor: pointer; color: var(--primary); }
 <p class="muted">Per side, records read = paired + orphaned + duplicates + rejected.
 Orphans: {{ doc.pairing.orphans.primary_only | num }} primary only,
 {{ doc.pairing.orphans.mirror_only | num }} mirror only.</p>
+{% if doc.pairing.mirroring_lines %}
+<ul class="mirroring">
+  {% for line in doc.pairing.mirroring_lines %}<li>{{ line }}</li>{% endfor %}
+</ul>
+{% endif %}
 {% if doc.pairing.reject_reasons %}
 <table>
   <tr><th class="n">rejects</th><th>reason</th></tr>
