@@ -52,6 +52,8 @@ class Batch:
     blank: int = 0
     # Set by ``read_many``: the figures of each input the batch finished, in input order.
     inputs: list[InputReport] = field(default_factory=list)
+    # What else the input held, for its manifest entry (a capture's skipped packets, say).
+    note: str | None = None
 
     @property
     def records(self) -> int:

@@ -22,6 +22,9 @@ _BUILTIN = {
     "envoy-text": "shadowdiff.collect.envoy_text:COLLECTOR",
     "envoy-json": "shadowdiff.collect.envoy_json:COLLECTOR",
     "envoy-tap": "shadowdiff.collect.envoy_tap:COLLECTOR",
+    "pcap": "shadowdiff.collect.pcap:COLLECTOR",
+    "goreplay": "shadowdiff.collect.goreplay:COLLECTOR",
+    "har": "shadowdiff.collect.har:COLLECTOR",
 }
 _loaded: dict[str, Collector] = {}
 SNIFF_THRESHOLD = 0.5

@@ -441,7 +441,6 @@ def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
             report.records += len(unwrapped.rejects)
             report.rejected += len(unwrapped.rejects)
             report.blank += unwrapped.blank
-        report.note = "; ".join(notes) or None
         readable = stable.source if unwrapped is None else unwrapped.source
         for batch in item.collector.read(readable, options):
             table = _sided(batch, source.side)
@@ -453,6 +452,9 @@ def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
             report.records += batch.records
             report.rejected += len(batch.rejects)
             report.blank += batch.blank
+            if batch.note:
+                notes.append(batch.note)
+        report.note = "; ".join(notes) or None
     except InputError as e:
         if item.strict:
             raise
