@@ -49,6 +49,7 @@ test: system-deps lint typecheck unit
 bench: $(STAMP) bench-deps
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/taps.py
+	$(BIN)/python benchmarks/pcap.py
 	$(BIN)/python benchmarks/body_diff.py
 	$(BIN)/python benchmarks/noise.py --write
 
