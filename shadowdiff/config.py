@@ -18,7 +18,7 @@ from shadowdiff.diff.rules import RULE_SECTIONS, Rules
 from shadowdiff.errors import ConfigError
 from shadowdiff.fingerprint import DEFAULT_MAX_SKEW_MS
 from shadowdiff.noise.thresholds import Thresholds
-from shadowdiff.redact import DEFAULT_QUERY_SECRETS
+from shadowdiff.redact import DEFAULT_FIELD_SECRETS, DEFAULT_QUERY_SECRETS
 from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
 from shadowdiff.window import Bounds
 
@@ -70,7 +70,7 @@ class Config:
     # Query parameters redacted in paths and URLs: the defaults and [redact] query.
     redact_query: tuple[str, ...] = DEFAULT_QUERY_SECRETS
     # JSON body fields (any depth) and form fields redacted: the defaults and [redact] fields.
-    redact_fields: tuple[str, ...] = DEFAULT_QUERY_SECRETS
+    redact_fields: tuple[str, ...] = DEFAULT_FIELD_SECRETS
     out: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
     rules: Rules = field(default_factory=Rules)
@@ -170,7 +170,9 @@ def from_mapping(
         redact_headers=rules.redact_headers,  # the defaults and [redact] headers, lowercase
         redact_body=strings(redact.get("body", []), "[redact] body", origin),
         redact_query=_secret_names(strings(redact.get("query", []), "[redact] query", origin)),
-        redact_fields=_secret_names(strings(redact.get("fields", []), "[redact] fields", origin)),
+        redact_fields=_secret_names(
+            strings(redact.get("fields", []), "[redact] fields", origin), DEFAULT_FIELD_SECRETS
+        ),
         out=out,
         extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
         rules=rules,
@@ -238,9 +240,11 @@ def _skew(value: Any, origin: str) -> float:
     return float(value)
 
 
-def _secret_names(extra: tuple[str, ...]) -> tuple[str, ...]:
+def _secret_names(
+    extra: tuple[str, ...], defaults: tuple[str, ...] = DEFAULT_QUERY_SECRETS
+) -> tuple[str, ...]:
     """The default credential names and the configured ones, lowercase, once."""
-    return tuple(dict.fromkeys(DEFAULT_QUERY_SECRETS + tuple(n.lower() for n in extra)))
+    return tuple(dict.fromkeys(defaults + tuple(n.lower() for n in extra)))
 
 
 def relative_to(base: Path | None, path: str) -> str:

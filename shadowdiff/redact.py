@@ -53,6 +53,9 @@ DEFAULT_QUERY_SECRETS = (
     "sessionid",
     "session_id",
 )
+# JSON body fields redacted by default: the same names but two that JSON documents use far more
+# often for other things than secrets (error codes, map keys); ``[redact] fields`` adds them back.
+DEFAULT_FIELD_SECRETS = tuple(n for n in DEFAULT_QUERY_SECRETS if n not in ("code", "key"))
 HASH_CHARS = 10
 
 

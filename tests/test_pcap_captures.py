@@ -1,4 +1,5 @@
-"""Real captures from other projects' test suites (``../shared/captures``, see its README.md):
+"""Real captures from other projects' test suites (``tests/fixtures/captures``, copied byte for
+byte from the team's shared folder; its README.md says where each came from):
 our counts against tshark's, and where they differ, why.
 
 tshark counts HTTP requests and responses it could dissect; we count records: every request is
@@ -27,7 +28,7 @@ from shadowdiff.collect.base import Input, Options
 from shadowdiff.collect.pcap import Capture
 from shadowdiff.diff.decode import decode
 
-CAPTURES = (Path(__file__).parents[1] / ".." / "shared" / "captures").resolve()
+CAPTURES = Path(__file__).parent / "fixtures" / "captures"
 
 pytestmark = pytest.mark.skipif(
     not CAPTURES.is_dir(), reason=f"the shared captures are not here ({CAPTURES})"

@@ -248,3 +248,16 @@ def test_no_planted_secret_reaches_any_output_from_any_source(tmp_path: Path) ->
     assert con.sql("SELECT DISTINCT path FROM diffs WHERE request_id = 't1'").fetchall() == [
         ("$.changed",)
     ]
+
+
+def test_json_error_codes_and_keys_stay_readable_by_default() -> None:
+    from shadowdiff.config import Config
+    from shadowdiff.diff import body
+    from shadowdiff.diff.rules import Rules
+
+    redactor = Redactor(Config().redact_query, key=b"k", fields=Config().redact_fields)
+    doc = b'{"code": "E_ORDER_LOOKUP", "key": "sku-1", "token": "t0p"}'
+    out = body.redact(doc, "application/json", None, Rules(), redactor)
+    assert out is not None and b"E_ORDER_LOOKUP" in out and b"sku-1" in out
+    assert b"t0p" not in out
+    assert "?code=[redacted:" in redactor.url("/cb?code=abc")  # an OAuth code in a URL still is
