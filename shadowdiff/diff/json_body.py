@@ -3,7 +3,8 @@
 The walk compares like JSON does: object key order never matters, ``1`` equals ``1.0``, ``true``
 is not ``1``. It yields one row per difference:
 
-- ``changed``: a scalar with another value of the same JSON type;
+- ``changed``: a scalar with another value of the same JSON type (floats that differ only in
+  their representation, within ``Rules.float_relative``, are equal: no row);
 - ``type_changed``: another JSON type (``null``, boolean, number, string, array, object);
 - ``added`` / ``removed``: a key or array element on one side only;
 - ``order``: an array holding the same elements in another order, one row for the array.
@@ -186,8 +187,11 @@ class _Walk:
         if kind is str:
             if rules.normalize:
                 reason = rules.normalized(segments, a, b)
-        elif kind is not bool and rules.tolerance:
-            reason = rules.tolerated(segments, a, b)
+        elif kind is not bool:
+            if rules.float_relative and rules.same_float(a, b):
+                return  # the same number, written differently: no difference at all
+            if rules.tolerance:
+                reason = rules.tolerated(segments, a, b)
         self.emit("changed", a, b, reason, segments)
 
     def object(self, a: dict[str, Any], b: dict[str, Any]) -> None:

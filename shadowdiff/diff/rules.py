@@ -16,6 +16,7 @@ sections. Every section is optional::
     [tolerance]                           # numbers closer than this are noise
     "$.total" = { absolute = 0.01 }
     "$..score" = { relative = 0.001 }     # of the larger magnitude; both: either is enough
+    float_relative = 1e-9                 # the default: see below; 0 compares floats exactly
 
     [order]
     ignore = ["$.tags", "$.items[*].labels"]   # arrays compared as multisets
@@ -31,6 +32,13 @@ sections. Every section is optional::
 Patterns use the syntax of ``diffs.pattern`` (see :mod:`shadowdiff.diff.paths`): copy one from the
 ``diffs`` table into the file. ``ignore``, ``normalize``, ``tolerance`` and ``redact`` cover the
 place they name and everything below it; ``order`` covers exactly the arrays it names.
+
+Floating-point representation noise is no difference at all: two numbers, one of them written
+as a float, that differ by at most ``float_relative`` (default :data:`DEFAULT_FLOAT_RELATIVE`,
+1e-9) times the larger magnitude are equal (``19.990000000012`` is ``19.99``: the same amount,
+summed in another order or converted through another chain of float operations). Integers on both
+sides are always compared exactly (an id is not a measurement), and a real change of a float is
+larger than a billionth of it; a wider relative tolerance is a ``[tolerance]`` pattern.
 
 Ignored differences stay visible: they are rows with ``noise = true`` and a ``noise_reason`` that
 names the rule (``rule: ignore $.served_at``, ``rule: tolerance $.total``, …). The default header
@@ -72,6 +80,8 @@ RULE_SECTIONS: dict[str, tuple[str, ...]] = {
     "limits": ("max_decoded_bytes", "max_diffs_per_pair"),
 }
 TOLERANCE_KEYS = ("absolute", "relative")
+FLOAT_RELATIVE_KEY = "float_relative"  # a setting of [tolerance], not a pattern
+DEFAULT_FLOAT_RELATIVE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,7 @@ class Rules:
     ignore_body: tuple[Pattern, ...] = ()
     normalize: tuple[Normalizer, ...] = ()
     tolerance: tuple[Tolerance, ...] = ()
+    float_relative: float = DEFAULT_FLOAT_RELATIVE
     order_ignore: tuple[Pattern, ...] = ()
     redact_headers: tuple[str, ...] = DEFAULT_REDACT_HEADERS
     redact_body: tuple[Pattern, ...] = ()
@@ -164,6 +175,13 @@ class Rules:
                 None,
             ),
         )
+
+    def same_float(self, a: float, b: float) -> bool:
+        """Whether numbers ``a`` and ``b`` (not booleans), one of them a float, are the same
+        number written differently: within ``float_relative`` of the larger magnitude."""
+        if type(a) is not float and type(b) is not float:
+            return False  # integers are exact
+        return abs(a - b) <= self.float_relative * max(abs(a), abs(b))
 
     def tolerated(self, segments: tuple[Segment, ...], a: float, b: float) -> str | None:
         """The noise reason if a tolerance rule accepts numbers ``a`` and ``b`` here."""
@@ -236,6 +254,7 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> Rules:
         ignore_body=_patterns(ignore.get("body", []), "[ignore] body", origin),
         normalize=_normalizers(data.get("normalize", []), origin),
         tolerance=_tolerances(data.get("tolerance", {}), origin),
+        float_relative=_float_relative(data.get("tolerance", {}), origin),
         order_ignore=_patterns(order.get("ignore", []), "[order] ignore", origin),
         redact_headers=tuple(
             dict.fromkeys(DEFAULT_REDACT_HEADERS + tuple(h.lower() for h in extra_redact))
@@ -306,6 +325,8 @@ def _tolerances(value: Any, origin: str) -> tuple[Tolerance, ...]:
         )
     found = []
     for text, limits in value.items():
+        if text == FLOAT_RELATIVE_KEY:
+            continue
         where = f"[tolerance] {text!r}"
         if not isinstance(limits, Mapping):
             raise ConfigError(
@@ -327,6 +348,19 @@ def _tolerances(value: Any, origin: str) -> tuple[Tolerance, ...]:
             numbers[key] = float(number)
         found.append(Tolerance(_pattern(text, where, origin), **numbers))
     return tuple(found)
+
+
+def _float_relative(value: Any, origin: str) -> float:
+    """``[tolerance] float_relative``: a number in [0, 1); 0 compares floats exactly."""
+    if not isinstance(value, Mapping) or FLOAT_RELATIVE_KEY not in value:
+        return DEFAULT_FLOAT_RELATIVE
+    number = value[FLOAT_RELATIVE_KEY]
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < 1:
+        raise ConfigError(
+            f"{origin}: [tolerance] {FLOAT_RELATIVE_KEY} must be a number >= 0 and below 1 "
+            f"(default {DEFAULT_FLOAT_RELATIVE:g}; 0 compares floats exactly)."
+        )
+    return float(number)
 
 
 def _positive(table: Mapping[str, Any], key: str, default: int, origin: str) -> int:

@@ -8,7 +8,9 @@ before the pairs' outcomes are derived (:func:`~shadowdiff.diff.outcome.finish_p
 - with a ``secondary`` side, against the differences between primary and secondary
   (:mod:`~shadowdiff.noise.baseline`, ``noise_reason`` ``baseline: …``);
 - without one, from the values themselves (:mod:`~shadowdiff.noise.volatile`,
-  ``volatile: …``).
+  ``volatile: …``);
+- and in both modes, a low-volume endpoint's patterns that its own pairs cannot settle borrow
+  the verdict of the other endpoints (:mod:`~shadowdiff.noise.pooled`).
 
 It sets ``noise``/``noise_reason`` of every ``diffs`` row (rows a rule already made noise stay
 ``rule: …``) and returns the ``noise`` table: counts, p-value, verdict (``noise``, ``real``,
@@ -23,7 +25,7 @@ import pyarrow as pa
 
 from shadowdiff.diff.rules import DEFAULT as DEFAULT_RULES
 from shadowdiff.diff.rules import Rules
-from shadowdiff.noise import baseline, verdicts, volatile
+from shadowdiff.noise import baseline, pooled, verdicts, volatile
 from shadowdiff.noise.thresholds import DEFAULT, Thresholds
 from shadowdiff.noise.values import MACROS
 from shadowdiff.noise.verdicts import Mode
@@ -48,5 +50,6 @@ def detect(
         judged = baseline.judge(con, thresholds)
     else:
         judged = volatile.judge(con, thresholds)
-    verdicts.apply(con, judged, mode)
+    judged = pooled.pool(con, judged, mode, thresholds)
+    verdicts.apply(con, judged, mode, exchanges)
     return verdicts.table([*listed, *verdicts.settle(con, judged, mode)])

@@ -15,9 +15,17 @@ test (``alpha``) and Diffy's thresholds on the point estimates, relative
 absolute``. It is **noise** when the point estimates are below Diffy's thresholds (or the
 secondary differs as often or more) and there were enough differing pairs for the test to have
 found a real difference (``raw + baseline`` at least the smallest count that can reach
-``alpha``). Everything else is **insufficient data**: an endpoint with fewer than ``min_pairs``
-requests on all three sides, a pattern seen too rarely to test, or one that looks more frequent on
-the mirror without being significantly so.
+``alpha``), or, with fewer, when the mirror differs no more often than the secondary.
+
+A low-volume endpoint (fewer than ``min_pairs`` pairs, the secondary answering most of them)
+cannot reach any significance; it gets an exact small-sample rule over the same requests: a
+pattern that differs between primary and mirror no more often than between primary and
+secondary is **noise** (all of a handful against all of the same handful is the strongest
+evidence of noise such a sample can give), one that differs on the mirror where the secondary
+never does is **real** (2 of 7 pairs against none). Everything else is **insufficient data**: a
+pattern more frequent on the mirror that the secondary also shows on such an endpoint, an
+endpoint the secondary answered too little of, a pattern seen too rarely to test, or one that
+looks more frequent on the mirror without being significantly so.
 
 Counts cannot see a field that is random on both sides but whose distribution moved (both
 differ from the primary in every pair). So a pattern the counts call noise also has its values
@@ -25,8 +33,9 @@ compared, the mirror's against the secondary's (:func:`~shadowdiff.noise.values.
 different population makes it real. And counts mislead on clocks: a timestamp with one-second
 resolution differs whenever two instances straddle a second, which depends on each instance's
 clock skew, not on its version. So a pattern the counts call real whose every value is a
-timestamp within ``clock_tolerance_s`` of the primary's, in the primary's format
-(:func:`~shadowdiff.noise.values.clock`), is noise.
+timestamp within ``clock_tolerance_s`` of the primary's, in the primary's format, or a number
+within ``track_relative`` of the primary's, both ways and not by one constant
+(:func:`~shadowdiff.noise.values.row_wise`), is noise.
 
 The primary × secondary differences come from the very code that diffs primary × mirror: a second
 DuckDB connection sees the secondary as the mirror and runs pairing, status and message diffs.
@@ -42,7 +51,7 @@ from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.rules import Rules
 from shadowdiff.diff.status import status_diffs
 from shadowdiff.noise.thresholds import Thresholds
-from shadowdiff.noise.values import Finding, clock, compare
+from shadowdiff.noise.values import Finding, compare, row_wise
 from shadowdiff.noise.verdicts import Verdict, VerdictName, follows_body
 from shadowdiff.noise.volatile import sample
 from shadowdiff.pair import pair
@@ -134,7 +143,7 @@ def judge(con: duckdb.DuckDBPyConnection, t: Thresholds) -> list[Verdict]:
     counts = con.sql(COUNTS).fetchall()
     decided = [(row, _counted(row, coverage.get(row[0], (0, 0, 0)), t)) for row in counts]
     # Values: of the patterns the counts call noise, the mirror's against the secondary's; of
-    # those they call real, whether they are clock readings.
+    # those they call real, whether they are clock readings or float noise.
     values = [
         (row, name)
         for row, (name, *_rest) in decided
@@ -161,14 +170,17 @@ def judge(con: duckdb.DuckDBPyConnection, t: Thresholds) -> list[Verdict]:
             finding = compare(mirror[key], secondary[key], t)
             name, evidence = _with_values(evidence, finding)
         elif name == "real" and key in mirror:
-            readings = clock(mirror[key], t)
+            readings = row_wise(mirror[key], t)
             if readings is not None and readings.opinion == "same":
                 finding = readings
                 name = "noise"
-                evidence = f"{evidence}; but every value is a clock reading: {readings.evidence}"
+                what = "a clock reading" if readings.clock else "the primary's, nearly"
+                evidence = f"{evidence}; but every value is {what}: {readings.evidence}"
         reason = None
         if name == "noise" and finding is not None and finding.clock and raw > baseline:
             reason = f"baseline: {finding.label} of two clocks (±{t.clock_tolerance_s:g} s)"
+        elif name == "noise" and finding is not None and finding.row_wise and raw > baseline:
+            reason = f"baseline: {finding.label}"
         elif name == "noise":
             reason = (
                 f"baseline: differs as often between primary and secondary "
@@ -188,6 +200,7 @@ def judge(con: duckdb.DuckDBPyConnection, t: Thresholds) -> list[Verdict]:
                 evidence,
                 reason,
                 finding.check if finding is not None and name == "noise" else None,
+                finding is not None and finding.row_wise,
             )
         )
     return verdicts
@@ -208,6 +221,8 @@ def _counted(
             f"; the secondary answered only {secondary_pairs} of the {mirror_pairs} requests the "
             "mirror answered"
         )
+    if total < t.min_pairs and mirror_pairs < t.min_pairs and total and not cover:
+        return _small_sample(r, b, total, t)
     if total < t.min_pairs:
         return (
             "insufficient data",
@@ -232,6 +247,13 @@ def _counted(
             p_value,
         )
     needed = smallest_testable(total, t.alpha)
+    if r + b < needed and b > 0 and r <= b:
+        return (
+            "noise",
+            f"{counted}: too few differing pairs for a test, but no more often on the mirror "
+            "than on the secondary",
+            p_value,
+        )
     if r + b < needed:
         return (
             "insufficient data",
@@ -250,6 +272,35 @@ def _counted(
         f"{counted}: differs as often between primary and secondary (relative ≤ "
         f"{t.relative:.0%} or absolute ≤ {t.absolute:.2%}, or more often on the secondary)",
         p_value,
+    )
+
+
+def _small_sample(
+    raw: int, baseline: int, total: int, t: Thresholds
+) -> tuple[VerdictName, str, float | None]:
+    """The exact rule of a low-volume endpoint (see the module docstring): its verdict,
+    evidence and (no) p-value."""
+    seen = (
+        f"differs in {raw} primary/mirror and {baseline} primary/secondary pairs of the same "
+        f"{total} requests (a low-volume endpoint: fewer than {t.min_pairs} pairs, min_pairs)"
+    )
+    if baseline > 0 and raw <= baseline:
+        return (
+            "noise",
+            f"{seen}: no more often on the mirror than on the secondary (exact small-sample rule)",
+            None,
+        )
+    if baseline == 0 and raw > 0:
+        return (
+            "real",
+            f"{seen}: on the mirror, and never between primary and secondary (exact "
+            "small-sample rule)",
+            None,
+        )
+    return (
+        "insufficient data",
+        f"{seen}: more often on the mirror than on the secondary, too few requests to tell",
+        None,
     )
 
 

@@ -49,7 +49,9 @@ class Thresholds:
     min_pairs: int = _setting(
         20,
         "pairs an endpoint needs (with a secondary: requests answered by all three sides) "
-        "before any of its patterns is judged",
+        "before its patterns are judged on their own; below it, a low-volume endpoint's "
+        "patterns get the exact small-sample rule (with a secondary) or the verdict of the "
+        "other endpoints",
         "count",
     )
     min_rows: int = _setting(
@@ -76,6 +78,14 @@ class Thresholds:
     )
     distinct: float = _setting(
         0.9, "distinct values / values, on each side, for random ids and tokens", "share"
+    )
+    track_relative: float = _setting(
+        1e-6,
+        "largest relative error |mirror - primary| / larger magnitude of numbers that track "
+        "the primary (floating-point noise wider than [tolerance] float_relative): a pattern "
+        "within it in ≥ conform of pairs, in both directions and not by one constant shift or "
+        "factor, is noise; its pairs outside it stay real",
+        "probability",
     )
     clock_tolerance_s: float = _setting(
         5.0,

@@ -1,8 +1,9 @@
 """Do two sets of values come from one population? The value half of noise detection.
 
-A pattern's sampled ``diffs`` rows are a :class:`Sample`: for each row the primary's and the
-other side's value, parsed by DuckDB (:data:`MACROS`) into a JSON type, a number, a string, a
-timestamp (epoch seconds) and a format signature (digits as ``9``). :func:`compare` asks whether
+A pattern's sampled ``diffs`` rows are a :class:`Sample` (:mod:`shadowdiff.noise.sample`): for
+each row the primary's and the other side's value, parsed by DuckDB (:data:`MACROS`) into a JSON
+type, a number, a string, a timestamp (epoch seconds), a format signature (digits as ``9``) and a
+template with its slots. :func:`compare` asks whether
 the mirror's values come from the same population as a reference: the primary's own values
 (without a secondary) or the secondary's values (with one). Its :class:`Finding` says ``same``,
 ``different`` (with the systematic relation found) or ``unknown`` (nothing it can test), in words
@@ -14,21 +15,29 @@ in ``evidence``:
 - **ids and tokens** (UUIDs, hex, base64-like tokens): the reference's shape (charset, length)
   kept by the mirror, and nearly every value distinct on both sides. A new shape or a repeating
   (e.g. constant) mirror value is a difference.
+- **numbers that track the primary**: the mirror within ``track_relative`` of the primary's
+  value (relative to the larger magnitude) in nearly every pair, in both directions and not by
+  one constant shift or factor, is floating-point noise (a float32 round trip, another order of
+  summation); off by one, or times 1.1, is a difference, however small relative to the value.
 - **numbers**: a two-sample Kolmogorov-Smirnov test (the distributions), a sign test on
   mirror - reference of the same request (no direction), and without a secondary a Spearman test
   (the mirror does not follow the primary), each at ``value_alpha`` split between them.
 - **few distinct values** (strings, booleans): a chi-square test of the two value counts and,
   without a secondary, no deterministic mapping primary → mirror.
-- anything else (free text, arrays, mixed types) is ``unknown``.
+- **templated text** (strings holding numbers, ids, tokens or timestamps): compared template by
+  template, each slot that differs judged by these same tests (:mod:`shadowdiff.noise.templates`).
+- anything else (free text, arrays, mixed types) is ``unknown``; arrays that differ only in
+  their order are judged by :mod:`shadowdiff.noise.orders`.
 
 Without a secondary, a value the primary answers identically to repeated requests (the same
 method and path) is stable on the primary's own version, so it is not volatile: however alike
-the populations, a mirror that differs in it is ``different``. (Timestamps are exempt: a
-one-second clock repeats within a burst of requests.)
+the populations, a mirror that differs in it is ``different``. (Findings that rest on each pair's
+own two values are exempt, ``Finding.row_wise``: a one-second clock repeats within a burst of
+requests, and a stable price still jitters in its last digits.)
 
-A ``same`` finding for timestamps or ids carries a :class:`RowCheck`: the per-row form of the
-test, run in SQL over every row of the pattern, so a pair whose value breaks the shape stays real
-even when the pattern is noise.
+A ``same`` finding for timestamps, ids, tracking numbers and templated text carries a
+:class:`RowCheck`: the per-row form of the test, run in SQL over every row of the pattern, so a
+pair whose value breaks the shape stays real even when the pattern is noise.
 """
 
 from __future__ import annotations
@@ -39,53 +48,40 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from shadowdiff import db
+from shadowdiff.noise import templates
+from shadowdiff.noise.sample import (
+    HTTP_TIME,
+    ISO_TIME,
+    KEY_SEPARATOR,
+    MACROS,
+    SAMPLE_COLUMNS,
+    Finding,
+    Opinion,
+    RowCheck,
+    Sample,
+)
 from shadowdiff.noise.thresholds import Thresholds
 from shadowdiff.redact import HASH_CHARS
 
-Opinion = Literal["same", "different", "unknown"]
-
-ISO_TIME = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?"
-    r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?| ?UTC)?"
-)
-HTTP_TIME = (
-    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
-    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
-)
-
-# Parsing in DuckDB, so the per-row checks and the sample read values the same way. ``v`` is a
-# diffs value (JSON text or NULL), ``s`` a string.
-MACROS = f"""
-CREATE OR REPLACE TEMP MACRO sd_type(v) AS CASE WHEN json_valid(v) THEN json_type(v) END;
-CREATE OR REPLACE TEMP MACRO sd_text(v) AS
-    CASE WHEN sd_type(v) = 'VARCHAR' THEN json_extract_string(v, '$') END;
-CREATE OR REPLACE TEMP MACRO sd_number(v) AS
-    CASE WHEN sd_type(v) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')
-         THEN TRY_CAST(v AS DOUBLE) END;
-CREATE OR REPLACE TEMP MACRO sd_signature(s) AS regexp_replace(s, '[0-9]', '9', 'g');
-CREATE OR REPLACE TEMP MACRO sd_time(s) AS
-    CASE WHEN regexp_full_match(s, '{ISO_TIME}')
-              THEN epoch(TRY_CAST(replace(replace(s, ',', '.'), ' UTC', 'Z') AS TIMESTAMPTZ))
-         WHEN regexp_full_match(s, '{HTTP_TIME}')
-              THEN epoch(try_strptime(s, '%a, %d %b %Y %H:%M:%S GMT')) END;
-"""
-
-# The columns of a sample, over a relation with ``request_id``, ``path`` (of the value),
-# ``target`` (method and request path), ``primary_value`` and ``other_value``.
-SAMPLE_COLUMNS = """
-    request_id, path, target, primary_value AS p_raw, other_value AS o_raw,
-    sd_type(primary_value) AS p_type, sd_type(other_value) AS o_type,
-    sd_number(primary_value) AS p_num, sd_number(other_value) AS o_num,
-    sd_text(primary_value) AS p_text, sd_text(other_value) AS o_text,
-    sd_signature(sd_text(primary_value)) AS p_sig, sd_signature(sd_text(other_value)) AS o_sig,
-    sd_time(sd_text(primary_value)) AS p_time, sd_time(sd_text(other_value)) AS o_time
-"""
+__all__ = [
+    "HTTP_TIME",
+    "ISO_TIME",
+    "MACROS",
+    "SAMPLE_COLUMNS",
+    "Finding",
+    "Opinion",
+    "RowCheck",
+    "Sample",
+    "clock",
+    "compare",
+    "row_check_sql",
+    "row_wise",
+]
 
 # Epoch numbers: seconds per unit and the range (in units) of 2001-09 .. 2286-11.
 EPOCH_UNITS: tuple[tuple[str, float], ...] = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
@@ -94,88 +90,6 @@ MAX_CATEGORIES = 20
 MIN_REPEATS = 10  # rows repeating a primary value before a deterministic mapping is judged
 DETERMINISTIC = 0.9  # share of those rows whose primary value always gets one mirror value
 TYPICAL = 0.99  # share of values that must fit a kind (number, text, timestamp, id shape)
-
-
-@dataclass(frozen=True)
-class RowCheck:
-    """The per-row form of a ``same`` finding, evaluated in SQL for every row of the pattern
-    (see :func:`row_check_sql`): ``regex`` both values match; ``time`` both signatures are in
-    ``signatures`` and the clocks are within ``tolerance_s``; ``epoch`` both numbers are epoch
-    times in ``unit_s`` seconds per unit, within ``tolerance_s``."""
-
-    kind: Literal["regex", "time", "epoch"]
-    regex: str | None = None
-    signatures: tuple[str, ...] = ()
-    tolerance_s: float = 0.0
-    unit_s: float = 1.0
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What the values say. ``label`` names them (``timestamps``, ``uuids``, ``numbers``, …);
-    ``clock``: timestamps, which are noise however rarely they differ; ``p_value``: the smallest
-    p-value of the tests run, Bonferroni-adjusted (``None`` when no test ran)."""
-
-    opinion: Opinion
-    evidence: str
-    label: str
-    p_value: float | None = None
-    check: RowCheck | None = None
-    clock: bool = False
-
-
-@dataclass(frozen=True)
-class Sample:
-    """Sampled rows of one pattern: the primary's value and the other side's (mirror or
-    secondary) as parsed by :data:`MACROS`."""
-
-    request_id: list[str]
-    path: list[str]
-    target: list[str | None]  # method and request path: repeated requests share it
-    p_raw: list[str | None]  # the JSON text
-    o_raw: list[str | None]
-    p_type: list[str | None]
-    o_type: list[str | None]
-    p_num: np.ndarray
-    o_num: np.ndarray
-    p_text: list[str | None]
-    o_text: list[str | None]
-    p_sig: list[str | None]
-    o_sig: list[str | None]
-    p_time: np.ndarray
-    o_time: np.ndarray
-
-    @classmethod
-    def from_arrow(cls, table: pa.Table) -> Sample:
-        def floats(name: str) -> np.ndarray:
-            return np.array(
-                [math.nan if v is None else float(v) for v in table.column(name).to_pylist()],
-                dtype=float,
-            )
-
-        def values(name: str) -> list[Any]:
-            return table.column(name).to_pylist()
-
-        return cls(
-            request_id=values("request_id"),
-            path=values("path"),
-            target=values("target"),
-            p_raw=values("p_raw"),
-            o_raw=values("o_raw"),
-            p_type=values("p_type"),
-            o_type=values("o_type"),
-            p_num=floats("p_num"),
-            o_num=floats("o_num"),
-            p_text=values("p_text"),
-            o_text=values("o_text"),
-            p_sig=values("p_sig"),
-            o_sig=values("o_sig"),
-            p_time=floats("p_time"),
-            o_time=floats("o_time"),
-        )
-
-    def __len__(self) -> int:
-        return len(self.request_id)
 
 
 def compare(mirror: Sample, secondary: Sample | None, t: Thresholds) -> Finding:
@@ -188,7 +102,7 @@ def compare(mirror: Sample, secondary: Sample | None, t: Thresholds) -> Finding:
     if len(mirror) == 0:
         return Finding("unknown", "no values", "values")
     finding = _by_kind(mirror, secondary, t)
-    if secondary is None and finding.opinion == "same" and not finding.clock:
+    if secondary is None and finding.opinion == "same" and not finding.row_wise:
         stable = _stable(mirror)
         if stable is not None:
             return Finding("different", stable, finding.label, finding.p_value)
@@ -235,6 +149,19 @@ def clock(mirror: Sample, t: Thresholds) -> Finding | None:
     if kind == "text" and np.isfinite(mirror.p_time).sum() >= TYPICAL * len(mirror):
         return _timestamps(mirror, t)
     return None
+
+
+def row_wise(mirror: Sample, t: Thresholds) -> Finding | None:
+    """The finding that rests on each pair's own two values, when there is one: timestamps
+    (:func:`clock`) or numbers that track the primary's within ``track_relative``; else
+    ``None``. With a secondary, it settles a pattern the counts call real: the mirror differs
+    more often than the secondary, but only as two clocks or two float computations do."""
+    readings = clock(mirror, t)
+    if readings is not None:
+        return readings
+    if len(mirror) == 0 or _value_kind(mirror) != "number" or not _floats(mirror):
+        return None
+    return _tracking(mirror.p_num, mirror.o_num, t)
 
 
 # --- kinds -------------------------------------------------------------------------------------
@@ -306,6 +233,10 @@ def _numbers(
     readings = _epoch_clock(p, m, t)
     if readings is not None:
         return readings
+    if len(m) >= t.min_rows and _floats(mirror):
+        tracking = _tracking(p, m, t, label)
+        if tracking is not None:
+            return tracking
     if len(reference) < t.min_rows:
         return Finding("unknown", f"only {len(reference)} reference values", label)
     if len(np.unique(m)) == 1 and len(np.unique(reference)) > 1:
@@ -359,6 +290,7 @@ def _epoch_clock(p: np.ndarray, m: np.ndarray, t: Thresholds) -> Finding | None:
                     "epoch timestamps",
                     check=check,
                     clock=True,
+                    row_wise=True,
                 )
             return Finding(
                 "different",
@@ -369,6 +301,88 @@ def _epoch_clock(p: np.ndarray, m: np.ndarray, t: Thresholds) -> Finding | None:
                 clock=True,
             )
     return None
+
+
+def _floats(sample: Sample) -> bool:
+    """Whether nearly every row holds a float on one side at least (a JSON number written with
+    a fraction or an exponent): only floats carry representation noise. Integers on both sides
+    that differ a little differ for real (a counter, an id, a balance in cents)."""
+    texts = (sample.p_text, sample.o_text)
+    types = (sample.p_type, sample.o_type)
+    floats = sum(
+        1
+        for i in range(len(sample))
+        if any(kind[i] == "DOUBLE" for kind in types)
+        or any(text[i] is not None and _FLOAT_TEXT.search(text[i] or "") for text in texts)
+    )
+    return floats >= TYPICAL * len(sample)
+
+
+_FLOAT_TEXT = re.compile(r"[.eE]")
+
+
+def _tracking(
+    p: np.ndarray, m: np.ndarray, t: Thresholds, label: str = "numbers"
+) -> Finding | None:
+    """Numbers within ``track_relative`` of the primary's in nearly every pair: floating-point
+    noise when the errors go both ways and are not one constant shift or factor (``different``
+    then); ``None`` when the numbers do not track the primary that closely."""
+    ok = np.isfinite(p) & np.isfinite(m) & (p != m)
+    p, m = p[ok], m[ok]
+    if len(p) == 0:
+        return None
+    scale = np.maximum(np.abs(p), np.abs(m))
+    relative = np.abs(m - p) / scale
+    close = relative <= t.track_relative
+    share = float(close.mean())
+    if share < t.conform:
+        return None
+    p, m, relative = p[close], m[close], relative[close]
+    largest = f"at most {float(relative.max()):.2g} (median {float(np.median(relative)):.2g})"
+    shift, factor = m - p, m / np.where(p == 0, np.nan, p)
+    how = None
+    if _constant(shift, scale[close] * 1e-12):
+        how = f"+ {_short(float(shift[0]))}"
+    elif _constant(factor, 1e-12):
+        how = f"× {float(factor[0]):.10g}"
+    if how is not None:
+        return Finding(
+            "different",
+            f"{label} within a relative {largest} of the primary's, but the mirror is the "
+            f"primary {how} in every pair: one constant change, not noise",
+            label,
+        )
+    larger = int((m > p).sum())
+    if len(m) >= 10:
+        from scipy import stats  # slow to import
+
+        direction = float(stats.binomtest(larger, len(m), 0.5).pvalue)
+        if direction < t.value_alpha:
+            return Finding(
+                "different",
+                f"{label} within a relative {largest} of the primary's, but the mirror is "
+                f"larger in {larger / len(m):.0%} of {len(m)} pairs (sign p={_p(direction)}): "
+                "a bias, not noise",
+                label,
+                p_value=direction,
+            )
+    return Finding(
+        "same",
+        f"{label} that track the primary's within a relative {largest} in {share:.1%} of "
+        f"pairs (track_relative {t.track_relative:g}), the mirror larger in {larger} and smaller "
+        f"in {len(m) - larger}: floating-point noise",
+        f"{label} within a relative {t.track_relative:g}",
+        check=RowCheck("relative", tolerance_s=t.track_relative),
+        row_wise=True,
+    )
+
+
+def _constant(values: np.ndarray, tolerance: np.ndarray | float) -> bool:
+    """Whether every value is the first one, within ``tolerance``."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        return False
+    return bool(np.all(np.abs(values - values[0]) <= tolerance))
 
 
 def _paired_differences(
@@ -407,6 +421,9 @@ def _texts(mirror: Sample, secondary: Sample | None, t: Thresholds) -> Finding:
     reference = p_text if secondary is None else [v or "" for v in secondary.o_text]
     if len(set(reference) | set(m_text)) <= MAX_CATEGORIES:
         return _categories(reference, m_text, mirror, secondary, t, "strings")
+    templated = templates.judge(mirror, secondary, t, compare)
+    if templated is not None:
+        return templated
     return Finding(
         "unknown",
         "free text: not timestamps, ids or tokens (e.g. "
@@ -434,6 +451,7 @@ def _timestamps(mirror: Sample, t: Thresholds) -> Finding:
             "timestamps",
             check=check,
             clock=True,
+            row_wise=True,
         )
     reasons = []
     if same_format.mean() < t.conform:
@@ -646,11 +664,13 @@ def _verdict(
 
 def row_check_sql(regexes: Sequence[str], check: str = "c") -> str:
     """A boolean SQL expression: does the ``diffs`` row ``d`` pass the check columns of ``check``
-    (``check_kind, regex, signatures, tolerance_s, unit_s``)? True when there is no check.
+    (``check_kind, regex, signatures, tolerance_s, unit_s``; see :class:`RowCheck`)? True when
+    there is no check.
     ``regexes`` are the checks' regexes: written as literals, so each is compiled once."""
     p_text, m_text = "sd_text(d.primary_value)", "sd_text(d.mirror_value)"
     p_num, m_num = "sd_number(d.primary_value)", "sd_number(d.mirror_value)"
     low, high = EPOCH_SECONDS
+    separator = ord(KEY_SEPARATOR)
     shapes = " ".join(
         f"WHEN {check}.regex = {db.literal(r)} THEN regexp_full_match({p_text}, {db.literal(r)}) "
         f"AND regexp_full_match({m_text}, {db.literal(r)})"
@@ -666,6 +686,13 @@ def row_check_sql(regexes: Sequence[str], check: str = "c") -> str:
             {p_num} * {check}.unit_s BETWEEN {low} AND {high}
             AND {m_num} * {check}.unit_s BETWEEN {low} AND {high}
             AND abs({m_num} - {p_num}) * {check}.unit_s <= {check}.tolerance_s, false)
+        WHEN 'relative' THEN coalesce(
+            abs({m_num} - {p_num}) <= {check}.tolerance_s * greatest(abs({m_num}), abs({p_num})),
+            false)
+        WHEN 'template' THEN coalesce(
+            sd_template({p_text}) = sd_template({m_text})
+            AND list_contains({check}.signatures, sd_template({p_text}) || chr({separator})
+                              || sd_slot_mask({p_text}, {m_text})), false)
         ELSE true END"""
 
 

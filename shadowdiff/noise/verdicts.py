@@ -10,7 +10,10 @@ them into the DuckDB table ``diffs``:
   the same format, an id of the same shape); a row that breaks it stays real;
 - headers that describe the body (:data:`FOLLOWS_BODY`: ``content-length``, ``etag``, …) follow
   the body of their pair: noise when the pair has body rows and all of them are noise, real when
-  any is real (a noisy random field changes the length as surely as a real one does);
+  any is real (a noisy random field changes the length as surely as a real one does); in a pair
+  without body rows they are noise when the bodies' bytes differ all the same (equal by meaning:
+  a float written differently, another key order, another compression level), and real when the
+  bytes are equal too (then the header changed on its own);
 - every other row is real (``noise = false``), ``insufficient data`` included: a verdict that
   cannot be made leaves the difference in front of the user.
 """
@@ -77,6 +80,7 @@ class Verdict(NoiseRow):
 
     reason: str | None = None  # the rows' noise_reason, for a noise verdict
     check: RowCheck | None = None
+    row_wise: bool = False  # the finding rests on each pair's values (Finding.row_wise)
 
 
 def part_of(pattern: str) -> str:
@@ -145,9 +149,16 @@ def rule_verdicts(con: duckdb.DuckDBPyConnection) -> list[Verdict]:
     ]
 
 
-def apply(con: duckdb.DuckDBPyConnection, verdicts: Sequence[Verdict], mode: Mode) -> None:
+def apply(
+    con: duckdb.DuckDBPyConnection,
+    verdicts: Sequence[Verdict],
+    mode: Mode,
+    exchanges: pa.Table | None = None,
+) -> None:
     """Set ``noise``/``noise_reason`` of every ``diffs`` row from ``verdicts`` (see the module
-    docstring); the rows keep their order."""
+    docstring); the rows keep their order. ``exchanges`` (the run's, with the response bodies)
+    tells the pairs without body rows whose bodies differ in bytes only; without it, headers
+    that follow the body stay real in those pairs."""
     checks = pa.Table.from_pylist([_check_row(v) for v in verdicts], schema=_CHECKS)
     con.register("noise_checks_arrow", checks)
     con.execute("CREATE OR REPLACE TEMP TABLE noise_verdicts AS SELECT * FROM noise_checks_arrow")
@@ -185,6 +196,53 @@ def apply(con: duckdb.DuckDBPyConnection, verdicts: Sequence[Verdict], mode: Mod
               AND coalesce(diffs.noise_reason, '') NOT LIKE 'rule:%'
         """
     )
+    if exchanges is not None:
+        _follow_equal_bodies(con, exchanges, mode)
+
+
+def _follow_equal_bodies(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, mode: Mode) -> None:
+    """Headers that follow the body, in pairs without body rows whose bodies were captured
+    whole and differ in their bytes: noise (the body is equal by meaning)."""
+    names = ", ".join(f"'{n}'" for n in sorted(FOLLOWS_BODY))
+    lonely = f"""
+        SELECT DISTINCT request_id FROM diffs d
+        WHERE part = 'header' AND pattern IN ({names}) AND NOT noise
+              AND NOT EXISTS (SELECT 1 FROM diffs b
+                              WHERE b.request_id = d.request_id AND b.part = 'body')
+    """
+    [(count,)] = con.sql(f"SELECT count(*) FROM ({lonely})").fetchall()
+    if not count:
+        return
+    con.register("noise_exchanges_arrow", exchanges.select(_BODY_COLUMNS))
+    try:
+        con.execute(
+            f"""
+            UPDATE diffs SET noise = true,
+                   noise_reason = '{mode}: follows the body, which differs only in its bytes'
+            WHERE part = 'header' AND pattern IN ({names}) AND NOT noise
+                  AND request_id IN (
+                      SELECT l.request_id FROM ({lonely}) l
+                      JOIN noise_exchanges_arrow p
+                           ON p.request_id = l.request_id AND p.side = 'primary'
+                      JOIN noise_exchanges_arrow m
+                           ON m.request_id = l.request_id AND m.side = 'mirror'
+                      WHERE p.response_body IS NOT NULL AND m.response_body IS NOT NULL
+                            AND NOT coalesce(p.response_body_truncated, p.body_truncated, false)
+                            AND NOT coalesce(m.response_body_truncated, m.body_truncated, false)
+                            AND p.response_body <> m.response_body)
+            """
+        )
+    finally:
+        con.unregister("noise_exchanges_arrow")
+
+
+_BODY_COLUMNS = [
+    "request_id",
+    "side",
+    "response_body",
+    "response_body_truncated",
+    "body_truncated",
+]
 
 
 def _check_row(v: Verdict) -> dict[str, object]:
@@ -232,9 +290,9 @@ def settle(
             verdict: VerdictName = "real" if real else "insufficient data" if open_ else "noise"
             evidence = (
                 f"follows the body ({v.pattern} changes with the body's bytes): noise in {quiet} "
-                f"pairs whose body differs only in noise, real in {real} whose body differs for "
-                f"real or was not compared, undecided in {open_} whose body holds only "
-                "differences with insufficient data"
+                f"pairs whose body differs only in noise (or only in its bytes), real in {real} "
+                f"whose body differs for real, was not compared or is byte for byte the same, "
+                f"undecided in {open_} whose body holds only differences with insufficient data"
             )
             reason = f"{mode}: follows the body, which differs only in noise" if quiet else None
             settled.append(replace(v, verdict=verdict, evidence=evidence, reason=reason))
@@ -254,13 +312,15 @@ def _follow_body_counts(
     con: duckdb.DuckDBPyConnection,
 ) -> dict[tuple[str | None, str, str, str], tuple[int, int, int]]:
     """Per header pattern that follows the body: pairs where it is noise, real (the body differs
-    for real, or has no rows), undecided (the body's real rows all have insufficient data)."""
+    for real, or has no rows), undecided (the body's real rows all have insufficient data). A
+    row that broke the shape of a noise pattern is real: its value is not the noise's."""
     names = ", ".join(f"'{n}'" for n in sorted(FOLLOWS_BODY))
     rows = con.sql(
         f"""
         WITH body AS (
             SELECT d.request_id,
-                   bool_or(NOT d.noise AND coalesce(c.verdict, 'real') = 'real') AS real
+                   bool_or(NOT d.noise AND coalesce(c.verdict, 'real') <> 'insufficient data')
+                       AS real
             FROM diffs d LEFT JOIN noise_verdicts c ON ({_JOIN})
             WHERE d.part = 'body' GROUP BY d.request_id)
         SELECT f.endpoint, f.part, f.pattern, f.kind,

@@ -5,20 +5,24 @@ where it exists and the two sides' values come from one population with no syste
 between them (see :mod:`shadowdiff.noise.values`). Per pattern, in this order:
 
 1. ``status`` differences and the structural kinds (``added``, ``removed``, ``type_changed``,
-   ``order``, ``binary``) are **real**: a field that appears, disappears or changes type is not a
-   random value of the same population.
+   ``binary``) are **real**: a field that appears, disappears or changes type is not a random
+   value of the same population.
 2. Headers that follow the body (``content-length``, …) are settled per pair afterwards.
-3. Fewer than ``min_rows`` differing pairs: **insufficient data**.
-4. The values are compared (:func:`~shadowdiff.noise.values.compare`): timestamps whose two
-   clocks agree are **noise** however rarely they differ (a clock with one-second resolution
-   differs only when the two servers straddle a second);
+3. Fewer than ``min_rows`` differing pairs, or an endpoint with fewer than ``min_pairs`` pairs:
+   **insufficient data** (a low-volume endpoint may then borrow the verdict of the other
+   endpoints, :mod:`~shadowdiff.noise.pooled`).
+4. The values are compared (:func:`~shadowdiff.noise.values.compare`; an ``order`` pattern's
+   arrays by :func:`~shadowdiff.noise.orders.judge`): what rests on each pair's own values is
+   **noise** however rarely it differs: timestamps whose two clocks agree (a clock with
+   one-second resolution differs only when the two servers straddle a second), numbers within a
+   tiny relative error of the primary's, a set whose order the primary itself varies;
 5. anything else must also differ in at least ``volatile_rate`` of the endpoint's pairs (counted
    over the primary statuses the pattern occurs with, so a field only 200s carry is not diluted
    by the 404s): a real change at 1% or 10% of requests is not volatile, however random its
    values look;
 6. then ``same`` population is **noise**, ``different`` (a constant new value, a transform, a
-   shift, a new shape) is **real**, and ``unknown`` (free text, arrays) is **real**: without a
-   secondary only recognisably random values are discounted.
+   shift, a new shape, a consistent reorder) is **real**, and ``unknown`` (free text, arrays)
+   is **real**: without a secondary only recognisably random values are discounted.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from shadowdiff.noise import orders
 from shadowdiff.noise.thresholds import Thresholds
 from shadowdiff.noise.values import SAMPLE_COLUMNS, Finding, Sample, compare
 from shadowdiff.noise.verdicts import GROUP_KEY, Verdict, follows_body
@@ -50,7 +55,8 @@ SELECT g.endpoint, g.part, g.pattern, g.kind, g.n_pairs::BIGINT,
 FROM groups g ORDER BY ALL
 """
 
-STRUCTURAL = frozenset({"added", "removed", "type_changed", "order", "binary"})
+STRUCTURAL = frozenset({"added", "removed", "type_changed", "binary"})
+JUDGED_KINDS = frozenset({"changed", "order"})
 
 
 def judge(con: duckdb.DuckDBPyConnection, t: Thresholds) -> list[Verdict]:
@@ -70,7 +76,7 @@ def judge(con: duckdb.DuckDBPyConnection, t: Thresholds) -> list[Verdict]:
 def _needs_values(part: str, pattern: str, kind: str, n_pairs: int, t: Thresholds) -> bool:
     return (
         part != "status"
-        and kind == "changed"
+        and kind in JUDGED_KINDS
         and not follows_body(part, pattern)
         and n_pairs >= t.min_rows
     )
@@ -102,6 +108,7 @@ def _judge(
             evidence,
             reason,
             finding.check if finding and name == "noise" else None,
+            finding.row_wise if finding else False,
         )
 
     seen = f"differs in {n_pairs} of {total} pairs ({n_pairs / max(total, 1):.0%})"
@@ -120,9 +127,9 @@ def _judge(
             f"(min_rows) on an endpoint with ≥ {t.min_pairs} pairs (min_pairs; it has "
             f"{endpoint_pairs})",
         )
-    finding = compare(values, None, t)
+    finding = orders.judge(values, t) if kind == "order" else compare(values, None, t)
     rate = n_pairs / max(total, 1)
-    if finding.clock and finding.opinion == "same":
+    if finding.row_wise and finding.opinion == "same":
         return verdict(
             "noise", f"{seen}; {finding.evidence}", finding, f"volatile: {finding.label}"
         )

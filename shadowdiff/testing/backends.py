@@ -13,6 +13,14 @@ and their real differences come at 1%, 10% and 100% of requests, one of them a r
 distribution shifts on v2 (:data:`NOISE_PLANTED`). The default traffic mix does not request them,
 so the tables above describe it unchanged; the noise tests send their own requests.
 
+Five more (:data:`HARD_NOISE_ENDPOINTS`) carry the noise that real services make and the real
+changes that look like it: floating-point jitter (in the 12th significant digit, and a float32
+round trip on some responses), ids and counters inside free text, set-like arrays returned in a
+random order by every version, an ``etag`` of the body bytes, and endpoints requested only a
+handful of times (down to once). Their planted look-alikes: a changed text template, a text slot
+that changes systematically, arrays reversed or shuffled where the primary keeps one order, a
+number off by one or scaled by 1.1, and a field that changes in 2 of 7 requests.
+
     >>> with serve("v1") as v1, serve("v2") as v2:
     ...     ...  # v1.port, v2.port on 127.0.0.1
 
@@ -22,6 +30,7 @@ Only the standard library is used: the lab must run wherever the tests run.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 import re
@@ -75,6 +84,11 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("GET", "/api/metrics/{id}"),
     ("GET", "/api/quotes/{id}"),
     ("GET", "/api/prices/{id}"),
+    ("GET", "/api/invoices/{id}"),
+    ("GET", "/api/tickets/{id}"),
+    ("GET", "/api/admin/{id}"),
+    ("GET", "/api/exports/{id}"),
+    ("GET", "/api/ping"),
 )
 # Endpoints for the noise tests: random values everywhere, real differences at known rates.
 NOISE_ENDPOINTS = ("/api/metrics/{id}", "/api/quotes/{id}", "/api/prices/{id}")
@@ -83,6 +97,18 @@ QUOTA_CUT_EVERY = 100  # /api/metrics/{id}: quota changes on v2 for 1% of ids
 REGION_MOVED_EVERY = 10  # /api/metrics/{id}: region changes on v2 for 10% of ids
 SCORE_MEAN = {"v1": 100.0, "v2": 115.0}  # /api/quotes/{id}: score ~ N(mean, 15) per response
 SCORE_SD = 15.0
+# Endpoints for the harder noise tests (realistic noise, look-alike real changes, low volume).
+HARD_NOISE_ENDPOINTS = (
+    "/api/invoices/{id}",
+    "/api/tickets/{id}",
+    "/api/admin/{id}",
+    "/api/exports/{id}",
+    "/api/ping",
+)
+NOTE_VOIDED_EVERY = 10  # /api/invoices/{id}: the note's template changes for id % 10 == 5
+REMINDER_SLOT_EVERY = 10  # /api/invoices/{id}: the reminder names the next invoice, id % 10 == 7
+APPROVERS_REVERSED_EVERY = 10  # /api/invoices/{id}: approvers reversed for id % 10 == 1
+EXPORT_IDS_CHANGED = (2, 5)  # /api/exports/{id}: the format changes for id % 7 in these
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -136,7 +162,7 @@ def _versioned(request: Request) -> bool:
     if request.path == "/api/health":
         return False
     found = endpoint_of(request.method, request.target)
-    return found is None or found[0] not in NOISE_ENDPOINTS
+    return found is None or found[0] not in (*NOISE_ENDPOINTS, *HARD_NOISE_ENDPOINTS)
 
 
 def _quota_cut(request: Request) -> bool:
@@ -147,6 +173,19 @@ def _quota_cut(request: Request) -> bool:
 def _region_moved(request: Request) -> bool:
     mid = _int_param(request, "id")
     return mid is not None and mid % REGION_MOVED_EVERY == 3
+
+
+def _every_nth(every: int, remainder: int) -> Callable[[Request], bool]:
+    def applies(request: Request) -> bool:
+        number = _int_param(request, "id")
+        return number is not None and number % every == remainder
+
+    return applies
+
+
+def _export_changed(request: Request) -> bool:
+    number = _int_param(request, "id")
+    return number is not None and number % 7 in EXPORT_IDS_CHANGED
 
 
 @dataclass(frozen=True)
@@ -356,6 +395,114 @@ NOISE_PLANTED: tuple[Planted, ...] = (
         "every price",
         _always,
     ),
+    Planted(
+        "invoices-note-voided",
+        "GET",
+        "/api/invoices/{id}",
+        "body",
+        "changed",
+        "$.note",
+        "receipt <a random number> issued",
+        "receipt <a random number> voided",
+        f"id % {NOTE_VOIDED_EVERY} == 5: the text's template changes, not only its number",
+        _every_nth(NOTE_VOIDED_EVERY, 5),
+    ),
+    Planted(
+        "invoices-reminder-slot",
+        "GET",
+        "/api/invoices/{id}",
+        "body",
+        "changed",
+        "$.reminder",
+        "reminder <a random number> for invoice <id>",
+        "reminder <a random number> for invoice <id + 1>",
+        f"id % {REMINDER_SLOT_EVERY} == 7: a slot of the text changes systematically",
+        _every_nth(REMINDER_SLOT_EVERY, 7),
+    ),
+    Planted(
+        "invoices-approvers-reversed",
+        "GET",
+        "/api/invoices/{id}",
+        "body",
+        "order",
+        "$.approvers",
+        "in the order of the approver list",
+        "reversed",
+        f"id % {APPROVERS_REVERSED_EVERY} == 1: one consistent permutation",
+        _every_nth(APPROVERS_REVERSED_EVERY, 1),
+    ),
+    Planted(
+        "tickets-sequence-off-by-one",
+        "GET",
+        "/api/tickets/{id}",
+        "body",
+        "changed",
+        "$.sequence",
+        "5000000 + 13 id",
+        "5000001 + 13 id (a relative change of 2e-7, but always +1)",
+        "every ticket",
+        _always,
+    ),
+    Planted(
+        "tickets-eta-scaled",
+        "GET",
+        "/api/tickets/{id}",
+        "body",
+        "changed",
+        "$.eta_s",
+        "30 + 1.5 (id % 50)",
+        "1.1 times that",
+        "every ticket",
+        _always,
+    ),
+    Planted(
+        "tickets-summary-slot",
+        "GET",
+        "/api/tickets/{id}",
+        "body",
+        "changed",
+        "$.summary",
+        "you have <n> open tickets (as of <now>)",
+        "you have <n + 1> open tickets (as of <now>)",
+        "every ticket: the count inside the text is off by one",
+        _always,
+    ),
+    Planted(
+        "tickets-steps-shuffled",
+        "GET",
+        "/api/tickets/{id}",
+        "body",
+        "order",
+        "$.steps",
+        "always open, triage, fix, verify, close",
+        "another random order on every response",
+        "every ticket: the primary's order is stable, the mirror's is not",
+        _always,
+    ),
+    Planted(
+        "tickets-watchers-reversed",
+        "GET",
+        "/api/tickets/{id}",
+        "body",
+        "order",
+        "$.watchers",
+        "in the order of the watcher list",
+        "reversed",
+        "every ticket",
+        _always,
+    ),
+    Planted(
+        "exports-format-2-of-7",
+        "GET",
+        "/api/exports/{id}",
+        "body",
+        "changed",
+        "$.format",
+        "csv",
+        "tsv",
+        f"id % 7 in {EXPORT_IDS_CHANGED}: 2 of an endpoint requested 7 times",
+        _export_changed,
+    ),
 )
 
 
@@ -392,6 +539,49 @@ VOLATILE: tuple[Volatile, ...] = (
         )
     ),
     *(Volatile(e, "header", NOISE_HEADER, "random hex per response") for e in NOISE_ENDPOINTS),
+    *(
+        Volatile("/api/invoices/{id}", "body", f"$.{name}", why)
+        for name, why in (
+            ("lines_total", "line amounts summed in arrival order: the last bits vary"),
+            ("fx_total", "float arithmetic: noise in the 12th significant digit"),
+            ("weight_kg", "a float32 round trip on some responses (relative error ~1e-8)"),
+            ("note", "'receipt <n> issued', n a random number per response"),
+            ("unread", "'you have <n> unread messages', n random per response"),
+            ("handled", "'request <uuid> handled in <n> ms', both random per response"),
+            ("reminder", "'reminder <n> for invoice <id>', n random per response"),
+            ("labels", "a set, in a random order on every response"),
+        )
+    ),
+    *(
+        Volatile(e, "body", f"$.{name}", why)
+        for e in HARD_NOISE_ENDPOINTS
+        for name, why in (
+            ("served_at", "server clock, microseconds"),
+            ("trace_id", "random per response"),
+        )
+    ),
+    *(
+        Volatile(e, "body", f"$.{name}", why)
+        for e in ("/api/admin/{id}", "/api/exports/{id}")
+        for name, why in (
+            ("request_uuid", "a UUID 4 per response"),
+            ("sample", "a random integer in [0, 1000000]"),
+            ("jitter", "a random float in [0, 1)"),
+        )
+    ),
+    *(
+        Volatile("/api/tickets/{id}", "body", f"$.{name}", why)
+        for name, why in (
+            ("weight_kg", "a float32 round trip on some responses (relative error ~1e-8)"),
+            ("labels", "a set, in a random order on every response"),
+        )
+    ),
+    *(Volatile(e, "header", NOISE_HEADER, "random hex per response") for e in HARD_NOISE_ENDPOINTS),
+    *(
+        Volatile(e, "header", "etag", "a hash of the body bytes, which hold noise")
+        for e in HARD_NOISE_ENDPOINTS
+        if e != "/api/ping"
+    ),
     Volatile("*", "header", "date", "server clock (seconds)"),
     Volatile("*", "header", "x-envoy-upstream-service-time", "measured by Envoy"),
 )
@@ -554,6 +744,111 @@ def _price(pid: int, version: str) -> dict[str, Any]:
     return {"id": pid, "sku": SKUS[pid % len(SKUS)], "amount": amount} | _noisy()
 
 
+# --- realistic noise (HARD_NOISE_ENDPOINTS) -----------------------------------------------------
+
+LABELS = ("paid", "eu", "priority", "b2b", "net30")
+PEOPLE = ("kim", "lee", "ada", "raj", "zoe", "ola")  # in the order every list keeps them
+STEPS = ("open", "triage", "fix", "verify", "close")
+
+
+def _float32(value: float) -> float:
+    """``value`` after a round trip through a 32-bit float (some code paths store floats so)."""
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def _sometimes_float32(value: float) -> float:
+    return _float32(value) if _RANDOM.random() < 0.5 else value
+
+
+def _shuffled(items: list[Any]) -> list[Any]:
+    return _RANDOM.sample(items, len(items))
+
+
+def _another_order(items: list[Any]) -> list[Any]:
+    """A random order of ``items`` that is not theirs (so every response differs)."""
+    while True:
+        found = _shuffled(items)
+        if found != items:
+            return found
+
+
+def _subset(pool: tuple[str, ...], number: int, least: int) -> list[str]:
+    """Some of ``pool`` (at least ``least``, in the pool's order), chosen by ``number``."""
+    chosen = [name for k, name in enumerate(pool) if (number >> k) & 1]
+    return chosen if len(chosen) >= least else list(pool[: least + number % 2])
+
+
+def _invoice(iid: int, version: str) -> dict[str, Any]:
+    lines = [round(1 + (iid * k * 7919) % 5000 / 100, 2) for k in range(1, iid % 4 + 3)]
+    seq, reminder = _RANDOM.randint(1000, 9999), _RANDOM.randint(100, 999)
+    voided = version == "v2" and iid % NOTE_VOIDED_EVERY == 5
+    invoice = iid + 1 if version == "v2" and iid % REMINDER_SLOT_EVERY == 7 else iid
+    approvers = _subset(PEOPLE, iid, 3)
+    if version == "v2" and iid % APPROVERS_REVERSED_EVERY == 1:
+        approvers.reverse()
+    exact = round(sum(lines) * 1.0831, 2)
+    return {
+        "id": iid,
+        "lines_total": sum(_shuffled(lines)),  # float addition is not associative
+        "fx_total": exact * (1 + _RANDOM.uniform(-3e-12, 3e-12)),
+        "weight_kg": _sometimes_float32(0.25 + (iid * 37 % 400) / 100),
+        "note": f"receipt {seq} {'voided' if voided else 'issued'}",
+        "unread": f"you have {_RANDOM.randint(0, 60)} unread messages",
+        "handled": f"request {uuid.uuid4()} handled in {_RANDOM.randint(2, 250)} ms",
+        "reminder": f"reminder {reminder} for invoice {invoice}",
+        "labels": _shuffled(_subset(LABELS, iid, 3)),
+        "approvers": approvers,
+    } | _volatile()
+
+
+def _ticket(tid: int, version: str) -> dict[str, Any]:
+    v2 = version == "v2"
+    open_tickets = tid % 90 + 1 + (1 if v2 else 0)
+    watchers = _subset(PEOPLE, tid + 7, 3)
+    eta = 30 + 1.5 * (tid % 50)
+    return {
+        "id": tid,
+        "sequence": 5_000_000 + 13 * tid + (1 if v2 else 0),
+        "eta_s": round(eta * 1.1, 2) if v2 else eta,
+        "summary": f"you have {open_tickets} open tickets (as of "
+        f"{datetime.now(UTC).isoformat(timespec='microseconds')})",
+        "steps": _another_order(list(STEPS)) if v2 else list(STEPS),
+        "watchers": watchers[::-1] if v2 else watchers,
+        "weight_kg": _sometimes_float32(0.5 + (tid * 53 % 300) / 100),
+        "labels": _shuffled(_subset(LABELS, tid, 3)),
+    } | _volatile()
+
+
+def _admin(aid: int, version: str) -> dict[str, Any]:
+    return {"id": aid, "role": "admin"} | _noisy()
+
+
+def _export(eid: int, version: str) -> dict[str, Any]:
+    changed = version == "v2" and eid % 7 in EXPORT_IDS_CHANGED
+    return {"id": eid, "format": "tsv" if changed else "csv"} | _noisy()
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+
+
+def _hard(template: str, number: int, version: str) -> Response:
+    """A response of the harder noise endpoints: a random header, and an etag of the body."""
+    if template == "/api/ping":
+        response = _json(200, {"status": "ok", "served_at": _volatile()["served_at"]})
+    else:
+        make = {
+            "/api/invoices/{id}": _invoice,
+            "/api/tickets/{id}": _ticket,
+            "/api/admin/{id}": _admin,
+            "/api/exports/{id}": _export,
+        }[template]
+        response = _json(200, make(number, version))
+        response.headers.append(("etag", _etag(response.body)))
+    response.headers.append((NOISE_HEADER, secrets.token_hex(8)))
+    return response
+
+
 def _report(version: str) -> bytes:
     rows = [
         {"day": f"2024-03-{d:02d}", "requests": 1000 + d * 37, "errors": d % 4, "p99_ms": 40 + d}
@@ -642,6 +937,9 @@ def respond(version: str, request: Request) -> Response:
             }[template]
             response = _json(200, make(number, version))
             response.headers.append((NOISE_HEADER, secrets.token_hex(8)))
+        elif template in HARD_NOISE_ENDPOINTS:
+            number = int(params.get("id", "0")) if params.get("id", "0").isdigit() else 0
+            response = _hard(template, number, version)
         else:  # /api/report
             response = Response(
                 200, _report(version), headers=[("content-encoding", "gzip")], chunks=3

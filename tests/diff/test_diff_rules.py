@@ -44,6 +44,7 @@ def test_the_documented_example_parses() -> None:
     assert [str(p) for p in rules.redact_body] == ["$.user.email", "$..token"]
     assert rules.max_decoded_bytes == 16777216
     assert rules.max_diffs_per_pair == 1000
+    assert rules.float_relative == 1e-9
 
 
 def test_defaults() -> None:
@@ -101,6 +102,9 @@ def test_pipeline_sections_are_left_to_their_owners() -> None:
         ({"tolerance": {"$.a": {"absolute": -1}}}, "absolute must be a number >= 0"),
         ({"tolerance": {"$.a": {}}}, "needs absolute or relative"),
         ({"tolerance": {"a": {"absolute": 1}}}, "must start with '$'"),
+        ({"tolerance": {"float_relative": -1e-9}}, "float_relative must be a number >= 0"),
+        ({"tolerance": {"float_relative": {"relative": 1}}}, "float_relative must be a number"),
+        ({"tolerance": {"float_relative": True}}, "float_relative must be a number"),
         ({"limits": {"max_decoded_bytes": 0}}, "max_decoded_bytes must be a whole number > 0"),
         ({"redact": []}, "[redact] must be a table of settings"),
     ],
@@ -137,3 +141,22 @@ def test_lookups() -> None:
     assert rules.order_free(("tags",)) == "rule: order $.tags"
     assert rules.order_free(("tags", 0)) is None  # order rules name arrays exactly
     assert rules.redacts_header("x-session-id") and rules.redacts_header("cookie")
+
+
+def test_floats_within_a_billionth_are_the_same_number_by_default() -> None:
+    rules = Rules()
+    assert rules.float_relative == 1e-9
+    assert rules.same_float(19.990000000012, 19.99)  # 6e-13 apart, relatively
+    assert rules.same_float(0.1 + 0.2, 0.3)
+    assert not rules.same_float(19.99, 19.991)  # 5e-5: a change
+    assert not rules.same_float(10**18, 10**18 + 1)  # integers are exact
+    assert rules.same_float(10**18, float(10**18 + 1))  # but a float is a measurement
+    assert not rules.same_float(0.0, 1e-300)  # zero against anything else is a change
+
+
+def test_the_float_tolerance_is_set_in_the_tolerance_section() -> None:
+    wider = Rules.from_mapping({"tolerance": {"float_relative": 1e-6, "$.a": {"absolute": 1}}})
+    assert wider.float_relative == 1e-6 and wider.same_float(1.0, 1.0000005)
+    assert [str(t.pattern) for t in wider.tolerance] == ["$.a"]  # a setting, not a pattern
+    exact = Rules.from_mapping({"tolerance": {"float_relative": 0}})
+    assert not exact.same_float(19.990000000012, 19.99)

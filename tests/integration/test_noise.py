@@ -5,10 +5,15 @@ default traffic mix, the test sends its own requests to the noise endpoints of t
 (``backends.NOISE_ENDPOINTS``): responses full of random values (ISO timestamps, hex trace ids,
 UUIDs, random ints and floats, a random header), with real differences at 1%
 (``$.quota``), 10% (``$.region``) and 100% (``$.amount`` in other units; ``$.score``, random on
-every side but shifted on v2) of an endpoint's requests. The run is judged twice: with the
-secondary (the baseline method) and without it (volatile detection). The ``diverged`` outcome is
-scored against the planted truth (``backends.planted_for``): recall 100% in both modes,
-precision ≥ 99% with the secondary and ≥ 95% without.
+every side but shifted on v2) of an endpoint's requests; and to the harder ones
+(``backends.HARD_NOISE_ENDPOINTS``), with the noise real services make (floating-point jitter, ids
+and counters inside text, sets in random order, an etag of the body, endpoints requested 1 to 7
+times) and the real changes that look like it (a changed text template, a text slot off by one,
+a number off by one or times 1.1, arrays reversed or shuffled where the primary keeps one order,
+a field changed in 2 of 7 requests). The run is judged twice: with the secondary (the baseline
+method) and without it (volatile detection). The ``diverged`` outcome is scored against the
+planted truth (``backends.planted_for``): recall 100% in both modes, precision ≥ 99% with the
+secondary and ≥ 95% without.
 """
 
 from __future__ import annotations
@@ -30,7 +35,16 @@ from shadowdiff.testing import backends, lab
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DEFAULT_MIX = 1000  # requests of the lab's default traffic
-NOISE_REQUESTS = {"/api/metrics/{id}": 1500, "/api/quotes/{id}": 300, "/api/prices/{id}": 300}
+NOISE_REQUESTS = {
+    "/api/metrics/{id}": 1500,
+    "/api/quotes/{id}": 300,
+    "/api/prices/{id}": 300,
+    "/api/invoices/{id}": 400,
+    "/api/tickets/{id}": 80,
+    "/api/admin/{id}": 6,  # low volume: noise only
+    "/api/exports/{id}": 7,  # low volume: a field changes in 2 of the 7
+    "/api/ping": 1,  # once
+}
 SEED = 23
 
 
@@ -234,3 +248,117 @@ def test_noise_command_and_suggested_rules(noise_run: LabRun) -> None:
     for path in ("$.quota", "$.region", "$.amount", "$.score", "$.status"):
         assert f'"{path}"' not in suggested.output
     assert f'"{backends.NOISE_HEADER}"' in suggested.output
+
+
+def kinds(run_dir: Path) -> dict[tuple[str, str, str], str]:
+    """(endpoint, pattern, kind) → verdict."""
+    con = shadowdiff.open(run_dir)
+    return {
+        (endpoint, pattern, kind): verdict
+        for endpoint, pattern, kind, verdict in con.sql(
+            "SELECT endpoint, pattern, kind, verdict FROM noise"
+        ).fetchall()
+    }
+
+
+def real_rows(run_dir: Path, pattern: str) -> set[str]:
+    """The request ids whose diffs row at ``pattern`` is real."""
+    con = shadowdiff.open(run_dir)
+    found = con.sql(
+        "SELECT DISTINCT request_id FROM diffs WHERE pattern = ? AND NOT noise", params=[pattern]
+    )
+    return {request_id for (request_id,) in found.fetchall()}
+
+
+def planted_ids(run: LabRun, plant: str) -> set[str]:
+    return {
+        s.request_id for s in run.sent if plant in {p.id for p in backends.planted_for(s.request)}
+    }
+
+
+INVOICES, TICKETS = "GET /api/invoices/{id}", "GET /api/tickets/{id}"
+LOOK_ALIKES = [
+    (TICKETS, "$.sequence", "changed"),  # off by one: a relative change of 2e-7
+    (TICKETS, "$.eta_s", "changed"),  # times 1.1
+    (TICKETS, "$.summary", "changed"),  # a count inside text, off by one
+    (TICKETS, "$.steps", "order"),  # the primary's order is stable, the mirror shuffles
+    (TICKETS, "$.watchers", "order"),  # reversed
+    (INVOICES, "$.approvers", "order"),  # reversed, for 10% of invoices
+]
+REALISTIC_NOISE = [
+    (INVOICES, "$.note", "changed"),  # 'receipt <n> issued'
+    (INVOICES, "$.unread", "changed"),  # 'you have <n> unread messages'
+    (INVOICES, "$.handled", "changed"),  # 'request <uuid> handled in <n> ms'
+    (INVOICES, "$.reminder", "changed"),  # 'reminder <n> for invoice <id>'
+    (INVOICES, "$.weight_kg", "changed"),  # a float32 round trip on some responses
+    (INVOICES, "$.labels", "order"),  # a set in random order
+    (TICKETS, "$.labels", "order"),
+    (TICKETS, "$.weight_kg", "changed"),
+]
+
+
+@pytest.mark.parametrize("mode", ["with", "without"])
+def test_look_alike_real_changes_are_real(noise_run: LabRun, mode: str) -> None:
+    run_dir = noise_run.with_secondary if mode == "with" else noise_run.without_secondary
+    found = kinds(run_dir)
+    for key in LOOK_ALIKES:
+        assert found[key] == "real", key
+    # Inside patterns that are noise, the planted pairs stay real, row by row.
+    for plant, pattern in (
+        ("invoices-note-voided", "$.note"),  # another template
+        ("invoices-reminder-slot", "$.reminder"),  # the invoice number off by one
+    ):
+        assert planted_ids(noise_run, plant) == real_rows(run_dir, pattern), plant
+    # 2 of 7 requests: real against a secondary that never differs; without one, too few.
+    expected = "real" if mode == "with" else "insufficient data"
+    assert found[("GET /api/exports/{id}", "$.format", "changed")] == expected
+
+
+@pytest.mark.parametrize("mode", ["with", "without"])
+def test_the_noise_real_services_make_is_noise(noise_run: LabRun, mode: str) -> None:
+    run_dir = noise_run.with_secondary if mode == "with" else noise_run.without_secondary
+    found = kinds(run_dir)
+    for key in REALISTIC_NOISE:
+        assert found[key] == "noise", key
+    con = shadowdiff.open(run_dir)
+    # Floating-point jitter in the 12th digit is no difference at all (the default tolerance).
+    [(jitter,)] = con.sql(
+        "SELECT count(*) FROM diffs WHERE pattern IN ('$.lines_total', '$.fx_total')"
+    ).fetchall()
+    assert jitter == 0
+    # The etag follows the body: noise wherever the body differs only in noise.
+    real_etags = real_rows(run_dir, "etag")
+    real_bodies = {
+        request_id
+        for (request_id,) in con.sql(
+            "SELECT DISTINCT request_id FROM diffs WHERE part = 'body' AND NOT noise"
+        ).fetchall()
+    }
+    assert real_etags and real_etags <= real_bodies
+    # Endpoints requested 6 times and once: noise, by the small-sample rule or pooled evidence.
+    for endpoint in ("GET /api/admin/{id}", "GET /api/ping"):
+        verdicts_here = {v for (e, _, _), v in found.items() if e == endpoint}
+        assert verdicts_here == {"noise"}, endpoint
+
+
+def test_the_evidence_names_what_varied(noise_run: LabRun) -> None:
+    con = shadowdiff.open(noise_run.without_secondary)
+    evidence = dict(
+        con.sql(
+            "SELECT pattern, evidence FROM noise WHERE endpoint = ? AND kind = 'changed'",
+            params=[INVOICES],
+        ).fetchall()
+    )
+    assert "'receipt {n} issued'" in evidence["$.note"]
+    assert "slot 1 ({n}) varies like noise" in evidence["$.note"]
+    assert "the template changes in" in evidence["$.note"]
+    assert "slot 2 ({n}) changes systematically" in evidence["$.reminder"]
+    assert "slot 1 ({uuid}) varies like noise" in evidence["$.handled"]
+    assert "track the primary's within a relative" in evidence["$.weight_kg"]
+    [(ping,)] = con.sql(
+        "SELECT evidence FROM noise WHERE endpoint = 'GET /api/ping' AND pattern = '$.served_at'"
+    ).fetchall()
+    assert "pooled: noise on every other endpoint where it was judged" in ping
+    shown = CliRunner().invoke(main, ["noise", str(noise_run.with_secondary)])
+    text = " ".join(shown.output.split())
+    assert "exact small-sample rule" in text and "never between primary and secondary" in text

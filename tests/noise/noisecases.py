@@ -2,7 +2,8 @@
 
 ``sample_of([(primary, mirror), …])`` parses the values the way the noise stage does;
 ``Run`` holds the tables a run has when the noise stage starts (``pairs_base``, ``diffs`` and,
-with a secondary, ``baseline_pairs``/``baseline_diffs``) and judges them.
+with a secondary, ``baseline_pairs``/``baseline_diffs``; ``bodies`` for the exchanges' response
+bodies) and judges them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from shadowdiff import schema
-from shadowdiff.noise import baseline, verdicts, volatile
+from shadowdiff.noise import baseline, pooled, verdicts, volatile
 from shadowdiff.noise.thresholds import DEFAULT, Thresholds
 from shadowdiff.noise.values import MACROS, SAMPLE_COLUMNS, Sample
 from shadowdiff.noise.verdicts import Verdict
@@ -96,6 +97,7 @@ class Run:
     diffs: list[dict[str, Any]] = field(default_factory=list)
     secondary_pairs: list[dict[str, Any]] | None = None
     secondary_diffs: list[dict[str, Any]] = field(default_factory=list)
+    bodies: dict[str, tuple[bytes | None, bytes | None]] = field(default_factory=dict)
 
     def endpoint(
         self,
@@ -176,11 +178,22 @@ class Run:
         con = self.connect()
         mode: verdicts.Mode = "volatile" if self.secondary_pairs is None else "baseline"
         judged = volatile.judge(con, t) if mode == "volatile" else baseline.judge(con, t)
-        verdicts.apply(con, judged, mode)
+        judged = pooled.pool(con, judged, mode, t)
+        verdicts.apply(con, judged, mode, self.exchanges() if self.bodies else None)
         settled = verdicts.rule_verdicts(con) + verdicts.settle(con, judged, mode)
         found = {(v.endpoint or "", v.pattern): v for v in settled}
         result = con.sql("SELECT request_id, pattern, noise, noise_reason FROM diffs").fetchall()
         return found, Judged(result)
+
+    def exchanges(self) -> pa.Table:
+        """The exchanges table of the requests in ``bodies``: their response bodies (primary,
+        mirror) and nothing else."""
+        found = [
+            {"request_id": request_id, "side": side, "response_body": body}
+            for request_id, both in self.bodies.items()
+            for side, body in zip(("primary", "mirror"), both, strict=True)
+        ]
+        return pa.Table.from_pylist(found, schema=schema.EXCHANGES)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ values catch what counts cannot see, and thin data says ``insufficient data``.""
 from __future__ import annotations
 
 import random
+import struct
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -146,3 +147,65 @@ def test_thresholds_can_be_tightened() -> None:
     assert found[(API, "$.limit")].verdict == "real"
     found, _ = run.judge(DEFAULT.__class__(alpha=0.001))
     assert found[(API, "$.limit")].verdict == "insufficient data"
+
+
+# --- low-volume endpoints: the exact small-sample rule ---------------------------------------
+
+
+def small_run(n: int, mirror: int, secondary: int, pattern: str = "$.x") -> Run:
+    """An endpoint of ``n`` requests (all answered by the secondary) whose pattern differs in
+    the first ``mirror`` primary/mirror and ``secondary`` primary/secondary pairs."""
+    run = Run()
+    names = run.endpoint(API, n, secondary=n)
+    run.diffs += rows(API, pattern, [("a", "b")] * mirror, ids=names[:mirror])
+    run.secondary_diffs += rows(API, pattern, [("a", "c")] * secondary, ids=names[:secondary])
+    return run
+
+
+@pytest.mark.parametrize(
+    ("n", "mirror", "secondary", "verdict", "said"),
+    [
+        (6, 6, 6, "noise", "no more often on the mirror than on the secondary"),
+        (1, 1, 1, "noise", "no more often on the mirror"),  # the health check, once
+        (7, 2, 3, "noise", "no more often on the mirror"),
+        (7, 2, 0, "real", "on the mirror, and never between primary and secondary"),
+        (7, 3, 1, "insufficient data", "more often on the mirror than on the secondary, too few"),
+    ],
+)
+def test_a_low_volume_endpoint_gets_the_exact_small_sample_rule(
+    n: int, mirror: int, secondary: int, verdict: str, said: str
+) -> None:
+    found, judged = small_run(n, mirror, secondary).judge()
+    got = found[(API, "$.x")]
+    assert got.verdict == verdict and said in got.evidence, got.evidence
+    assert f"of the same {n} requests (a low-volume endpoint" in got.evidence
+    assert set(judged.noise("$.x").values()) == {verdict == "noise"}
+
+
+def test_too_few_differences_to_test_but_no_more_on_the_mirror_are_noise() -> None:
+    run, _ = run_with(1000, {"$.flag": [(False, True)] * 2}, {"$.flag": [(False, True)] * 3})
+    found, _ = run.judge()
+    verdict = found[(API, "$.flag")]
+    assert verdict.verdict == "noise" and "too few differing pairs for a test" in verdict.evidence
+
+
+def float32(value: float) -> float:
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def test_floats_that_only_the_mirror_rounds_through_float32_are_noise() -> None:
+    # The counts say real (the secondary never differs); the values are the primary's, nearly.
+    primary = [0.25 + i * 0.0137 for i in range(500)]
+    jittered = [(p, float32(p)) for p in primary if float32(p) != p]
+    run, _ = run_with(500, {"$.weight": jittered}, {})
+    found, judged = run.judge()
+    verdict = found[(API, "$.weight")]
+    assert verdict.verdict == "noise", verdict.evidence
+    assert "but every value is the primary's, nearly" in verdict.evidence
+    assert judged.reasons("$.weight") == {"baseline: numbers within a relative 1e-06"}
+
+
+def test_a_number_off_by_one_only_on_the_mirror_stays_real() -> None:
+    run, _ = run_with(500, {"$.sequence": [(5_000_000 + i, 5_000_001 + i) for i in range(500)]}, {})
+    found, _ = run.judge()
+    assert found[(API, "$.sequence")].verdict == "real"

@@ -5,6 +5,7 @@ transform, a shift, a new shape or format are ``different``; what cannot be test
 from __future__ import annotations
 
 import random
+import struct
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -14,7 +15,7 @@ import pytest
 from noisecases import sample_of
 
 from shadowdiff.noise.thresholds import DEFAULT
-from shadowdiff.noise.values import Finding, clock, compare
+from shadowdiff.noise.values import Finding, clock, compare, row_wise
 
 N = 400
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -242,3 +243,62 @@ def test_with_a_secondary_the_mirror_is_compared_with_the_secondary() -> None:
 
 def test_an_empty_sample_is_unknown() -> None:
     assert judged([]).opinion == "unknown"
+
+
+# --- numbers that track the primary ----------------------------------------------------------
+
+
+def float32(value: float) -> float:
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def weights(i: int, rng: random.Random) -> tuple[float, float]:
+    """A weight that goes through float32 on one side: a relative error of ~1e-8, either way."""
+    weight = 0.25 + i * 0.0137
+    return (weight, float32(weight)) if rng.random() < 0.5 else (float32(weight), weight)
+
+
+def test_numbers_within_a_tiny_relative_error_of_the_primary_are_float_noise() -> None:
+    values = [(a, b) for a, b in pairs(weights) if a != b]
+    finding = judged(values)
+    assert finding.opinion == "same" and finding.row_wise, finding.evidence
+    assert finding.check is not None and finding.check.kind == "relative"
+    assert finding.check.tolerance_s == DEFAULT.track_relative
+    assert "track the primary's within a relative" in finding.evidence
+    assert row_wise(sample_of(values), DEFAULT) == finding
+
+
+def test_float_noise_on_a_value_the_primary_repeats_is_still_noise() -> None:
+    # The same ten products, requested again and again: stable on the primary, but the float32
+    # round trip still varies between responses.
+    values = [(a, b) for a, b in pairs(lambda i, r: weights(i % 10, r), n=N) if a != b]
+    targets = [f"GET /products/{i % 10}" for i in range(len(values))]
+    assert compare(sample_of(values, targets=targets), None, DEFAULT).opinion == "same"
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda i, r: ((c := 5_000_000.5 + 13 * i), c + 1), "primary + 1 in every pair"),
+        (lambda i, r: ((c := 1 + i * 0.37), c * (1 + 1e-7)), "primary × 1.0000001"),
+        (lambda i, r: ((c := 1 + i * 0.37), c * (1 + r.uniform(1e-8, 5e-8))), "a bias"),
+    ],
+    ids=["off-by-one", "factor", "bias"],
+)
+def test_a_tiny_but_systematic_change_is_different(make: Any, said: str) -> None:
+    finding = judged(pairs(make))
+    assert finding.opinion == "different" and said in finding.evidence, finding.evidence
+
+
+def test_integers_that_differ_a_little_are_no_float_noise() -> None:
+    # A balance in cents, off by a cent either way: integers carry no representation noise.
+    finding = judged(pairs(lambda i, r: ((c := 10**8 + 7919 * i), c + r.choice((-1, 1)))))
+    assert finding.opinion == "different" and "track" not in finding.evidence
+    integers = pairs(lambda i, r: ((c := 10**8 + 7919 * i), c + r.choice((-1, 1))))
+    assert row_wise(sample_of(integers), DEFAULT) is None
+
+
+def test_numbers_further_apart_than_track_relative_are_tested_as_populations() -> None:
+    finding = judged(pairs(lambda i, r: ((c := 1 + i * 0.37), c * (1 + r.uniform(-1e-3, 1e-3)))))
+    assert finding.opinion == "different" and "Spearman" in finding.evidence
+    assert row_wise(sample_of(pairs(lambda i, r: (i, i + 0.5))), DEFAULT) is None
