@@ -14,7 +14,7 @@ import duckdb
 
 from shadowdiff import check as check_module
 from shadowdiff import config as config_module
-from shadowdiff import query, store
+from shadowdiff import query, settings, store
 from shadowdiff import report as report_module
 from shadowdiff.engine.local import Progress, RunResult
 from shadowdiff.engine.local import run as run_locally
@@ -42,6 +42,8 @@ def load_config(
             raise ConfigError(f"{file}: no such file.") from e
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"{file}: cannot be read as TOML ({e}).") from e
+        except RecursionError as e:  # tomllib recurses once per nested array or inline table
+            raise ConfigError(f"{file}: cannot be read as TOML (nested too deeply).") from e
         if path is pipeline:
             base, origin = file.parent, str(file)
         elif "inputs" in loaded or "output" in loaded:
@@ -122,8 +124,9 @@ def run_pipeline(pipeline: str | Path, **overrides: Any) -> PipelineResult:
     section = config.extra.get("report", {})
     written = None
     notes: list[str] = []
-    if section.get("enabled", True):
-        baseline: str | None = section.get("baseline")
+    where = str(pipeline)
+    if settings.flag(section.get("enabled"), "[report] enabled", where, True):
+        baseline = settings.text(section.get("baseline"), "[report] baseline", where)
         if baseline is not None:
             # Resolved, so a `latest` symlink is recorded as the run it pointed at.
             path = Path(config_module.relative_to(Path(pipeline).parent, str(baseline)))

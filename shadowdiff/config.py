@@ -19,7 +19,15 @@ from shadowdiff.errors import ConfigError
 from shadowdiff.fingerprint import DEFAULT_MAX_SKEW_MS
 from shadowdiff.noise.thresholds import Thresholds
 from shadowdiff.redact import DEFAULT_FIELD_SECRETS, DEFAULT_QUERY_SECRETS
-from shadowdiff.settings import DEFAULT_REDACT_HEADERS, SECTIONS, check_keys, strings, suggest
+from shadowdiff.settings import (
+    DEFAULT_REDACT_HEADERS,
+    SECTIONS,
+    check_keys,
+    flag,
+    strings,
+    suggest,
+    text,
+)
 from shadowdiff.window import Bounds
 
 # Sections kept as given in Config.extra, for the stages after the run (report, check, …).
@@ -124,6 +132,8 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{file}: cannot be read ({e}).") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML ({e}).") from e
+    except RecursionError as e:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{file}: not valid TOML (nested too deeply).") from e
     return from_mapping(data, origin=str(file), base=file.parent)
 
 
@@ -144,18 +154,22 @@ def from_mapping(
         values = strings(inputs.get(key, []), f"[inputs] {key}", origin)
         return tuple(relative_to(base, v) for v in values)
 
-    out = output.get("dir")
+    out = text(output.get("dir"), "[output] dir", origin)
     if out is not None:
         out = relative_to(base, str(out))
     rules = _rules(data, origin)
+    report = data.get("report", {})  # read after the run, by api.run_pipeline: checked now
+    if isinstance(report, Mapping):
+        flag(report.get("enabled"), "[report] enabled", origin, True)
+        text(report.get("baseline"), "[report] baseline", origin)
     return Config(
         primary=paths("primary"),
         mirror=paths("mirror"),
         secondary=paths("secondary"),
         inputs=paths("input"),
-        source=str(inputs.get("source", "auto")),
-        log_format=inputs.get("log_format"),
-        pairing_key=str(pairing.get("key", "x-request-id")).lower(),
+        source=str(text(inputs.get("source"), "[inputs] source", origin, "auto")),
+        log_format=text(inputs.get("log_format"), "[inputs] log_format", origin),
+        pairing_key=str(text(pairing.get("key"), "[pairing] key", origin, "x-request-id")).lower(),
         pair_by=_pair_by(pairing.get("by", "request_id"), origin),
         max_skew_ms=_skew(pairing.get("max_skew_ms", DEFAULT_MAX_SKEW_MS), origin),
         mirror_percent=_percent(pairing.get("mirror_percent"), origin),
@@ -164,9 +178,9 @@ def from_mapping(
             moment(window.get("until"), "[window] until", origin),
         ),
         safety_writes=strings(safety.get("writes", []), "[safety] writes", origin),
-        sides=SideRules(**{k: str(v) for k, v in sides.items()}),
+        sides=SideRules(**{k: str(text(v, f"[sides] {k}", origin)) for k, v in sides.items()}),
         endpoint_templates=strings(endpoints.get("templates", []), "[endpoints] templates", origin),
-        auto_endpoints=bool(endpoints.get("auto", True)),
+        auto_endpoints=flag(endpoints.get("auto"), "[endpoints] auto", origin, True),
         redact_headers=rules.redact_headers,  # the defaults and [redact] headers, lowercase
         redact_body=strings(redact.get("body", []), "[redact] body", origin),
         redact_query=_secret_names(strings(redact.get("query", []), "[redact] query", origin)),

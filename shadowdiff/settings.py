@@ -67,6 +67,24 @@ def suggest(name: str, known: Sequence[str] | Mapping[str, Any]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def text(value: Any, where: str, origin: str, default: str | None = None) -> str | None:
+    """A setting that takes one string (``default`` when absent)."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: {where} must be a string, not {value!r}.")
+    return value
+
+
+def flag(value: Any, where: str, origin: str, default: bool) -> bool:
+    """A setting that takes true or false (``default`` when absent): never "no" read as true."""
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{origin}: {where} must be true or false, not {value!r}.")
+    return value
+
+
 def strings(value: Any, where: str, origin: str) -> tuple[str, ...]:
     """A setting that takes one string or a list of them, as a tuple."""
     if isinstance(value, str):

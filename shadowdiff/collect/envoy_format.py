@@ -347,6 +347,11 @@ def extra_column(op: Operator) -> str:
     """
     words = op.name if op.arg is None else f"{op.name}_{op.arg}"
     name = re.sub(r"[^0-9a-z]+", "_", words.lower()).strip("_")
+    if not name:
+        raise ConfigError(
+            f"%{op.name}% is not an Envoy operator: an operator is named in letters "
+            "(%START_TIME%, %REQ(X-REQUEST-ID)%). Check the format string."
+        )
     if name in EXCHANGE_COLUMNS or _RESERVED.fullmatch(name):
         return f"envoy_{name}"
     return name
@@ -370,7 +375,7 @@ def time_format(fmt: str | None) -> TimeFormat:
 
     Raises ``ConfigError`` for a specifier that has no DuckDB equivalent.
     """
-    if fmt is None:
+    if not fmt:  # %START_TIME% and %START_TIME()% both write Envoy's default
         return TimeFormat("iso")
     if _EPOCH.fullmatch(fmt):
         return TimeFormat("epoch", spaces=0, example="1764324000.123")

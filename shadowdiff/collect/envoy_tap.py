@@ -797,6 +797,13 @@ def _capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
     return body, truncated
 
 
+def _bytes_on_disk(source: Input) -> bytes | None:
+    try:
+        return source.path.read_bytes()
+    except OSError:
+        return None
+
+
 def _load(source: Input) -> tuple[bytes, bytes]:
     """The file's bytes on disk and, decompressed, its text (a tap file is one trace: small)."""
     try:
@@ -856,7 +863,7 @@ class EnvoyTapCollector:
                 raw, data = _load(source)
             except InputError as e:
                 reader._reject(0, file_reason(e, source), b"")
-                reader.end(NAME, None)
+                reader.end(NAME, _bytes_on_disk(source))  # its size and digest, if readable
                 continue
             if not data.strip():
                 reader._reject(0, "empty file: nothing to read", b"")

@@ -106,6 +106,7 @@ def test_killed_runs_leave_the_previous_run_whole(tmp_path: Path) -> None:
             before = now  # the run had put itself in place before the kill: a new run
             continue
         killed_at.append(seen)
+    print(f"killed {len(killed_at)} of {len(points)} runs before they finished: {killed_at}")
     assert len(killed_at) >= 10, killed_at
     assert any("diffing" in stage for stage in killed_at)
     # The next run takes the killed runs' lock over, removes their leftovers and replaces
