@@ -147,16 +147,13 @@ def assert_books_balance(out: Path, given: dict[str, Path]) -> dict[str, Any]:
         raw = Path(report["path"]).read_bytes()
         text = decompressed(raw)
         assert report["rejected"] <= report["records"], report
-        if text is None:
-            continue  # a broken compressed file: test_fuzz_envoy_tap.py's xfail for taps
         assert report["size"] == len(raw), report
         assert report["sha256"] == hashlib.sha256(raw).hexdigest(), report
-        if report["source"] not in LINE_SOURCES or lone_carriage_returns(text):
+        if text is None or report["source"] not in LINE_SOURCES or lone_carriage_returns(text):
             continue
         if str(report.get("note") or "").startswith("unwrapped"):
-            # Pretty-printed JSON, CRI, Docker (collect/unwrap.py): a record is a document or
-            # a wrapped line, and may span lines.
-            assert report["records"] + report["blank"] <= line_count(text), report
+            # Pretty-printed JSON, CRI, Docker (collect/unwrap.py): a record is a document, a
+            # wrapped line or the junk between documents, so a line may hold several.
             assert report["records"] >= 1 or not text.strip(), report
         else:
             assert report["records"] + report["blank"] == line_count(text), report

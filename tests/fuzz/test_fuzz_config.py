@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fuzzkit import FIXTURES, ROOT, fuzz, kept_on_failure, mutated, write
-from hypothesis import given, reject
+from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowdiff import api, check, config
@@ -87,22 +87,17 @@ def load_everything(path: Path) -> None:
     api.load_config(None, rules=path)
 
 
-def assert_only_config_errors(path: Path, strict: bool = False) -> None:
-    """The property: a config, or a ``ConfigError`` that names the file or the setting. Not
-    ``strict``, deep nesting (a known bug) is skipped."""
+def assert_only_config_errors(path: Path) -> None:
+    """The property: a config, or a ``ConfigError`` that names the file or the setting."""
     try:
         load_everything(path)
-    except RecursionError:
-        if strict:
-            raise
-        reject()  # the known bug of test_deeply_nested_toml_is_a_config_error
     except ConfigError as e:
         assert str(path) in str(e) or "[" in str(e), f"the message names nothing: {e}"
 
 
 def check_file(path: Path, scratch: Path) -> None:
     """The property for a corpus file (read where it is: ``scratch`` is not needed)."""
-    assert_only_config_errors(path, strict=True)
+    assert_only_config_errors(path)
 
 
 @fuzz(300)
@@ -177,43 +172,42 @@ RIGHT: dict[str, Callable[[object], bool]] = {
     "tolerance": lambda v: _is_number(v) and 0 <= v < math.inf,  # type: ignore[operator]
     "threshold": _is_number,  # the range is the reader's to check
 }
-# (where the value goes, its kind, why it is expected to fail today: a known bug or None)
-SILENT = "converted or accepted silently instead of refused (issue 11, fuzzing)"
-SETTINGS: list[tuple[tuple[str, ...], str, str | None]] = [
-    (("inputs", "primary"), "strings", None),
-    (("inputs", "mirror"), "strings", None),
-    (("inputs", "secondary"), "strings", None),
-    (("inputs", "input"), "strings", None),
-    (("inputs", "source"), "string", None),
-    (("inputs", "log_format"), "format", None),
-    (("pairing", "key"), "string", None),
-    (("sides", "primary"), "string", None),
-    (("endpoints", "templates"), "strings", None),
-    (("endpoints", "auto"), "bool", None),
-    (("redact", "headers"), "strings", None),
-    (("redact", "body"), "strings", None),
-    (("redact", "query"), "strings", None),
-    (("output", "dir"), "string", None),
-    (("ignore", "headers"), "strings", None),
-    (("ignore", "body"), "strings", None),
-    (("ignore", "default_headers"), "bool", None),
-    (("normalize", 0, "pattern"), "string", None),  # type: ignore[list-item]
-    (("normalize", 0, "regex"), "string", None),  # type: ignore[list-item]
-    (("normalize", 0, "replace"), "string", None),  # type: ignore[list-item]
-    (("tolerance", "$.total", "absolute"), "tolerance", None),
-    (("tolerance", "$.total", "relative"), "tolerance", None),
-    (("order", "ignore"), "strings", None),
-    (("limits", "max_decoded_bytes"), "positive int", None),
-    (("limits", "max_diffs_per_pair"), "positive int", None),
-    (("check", "max_divergence_rate"), "rate", None),
-    (("check", "max_orphan_rate"), "rate", None),
-    (("check", "max_reject_rate"), "rate", None),
-    (("check", "max_latency_ratio", "p99"), "ratio", None),
-    (("check", "max_divergence_rate_per_endpoint", "*"), "rate", None),
-    (("report", "enabled"), "bool", None),
-    (("report", "baseline"), "string", None),
-    (("noise", "alpha"), "threshold", None),
-    (("noise", "min_pairs"), "threshold", None),
+# Every setting: where its value goes, and the kind of value it takes.
+SETTINGS: list[tuple[tuple[str | int, ...], str]] = [
+    (("inputs", "primary"), "strings"),
+    (("inputs", "mirror"), "strings"),
+    (("inputs", "secondary"), "strings"),
+    (("inputs", "input"), "strings"),
+    (("inputs", "source"), "string"),
+    (("inputs", "log_format"), "format"),
+    (("pairing", "key"), "string"),
+    (("sides", "primary"), "string"),
+    (("endpoints", "templates"), "strings"),
+    (("endpoints", "auto"), "bool"),
+    (("redact", "headers"), "strings"),
+    (("redact", "body"), "strings"),
+    (("redact", "query"), "strings"),
+    (("output", "dir"), "string"),
+    (("ignore", "headers"), "strings"),
+    (("ignore", "body"), "strings"),
+    (("ignore", "default_headers"), "bool"),
+    (("normalize", 0, "pattern"), "string"),
+    (("normalize", 0, "regex"), "string"),
+    (("normalize", 0, "replace"), "string"),
+    (("tolerance", "$.total", "absolute"), "tolerance"),
+    (("tolerance", "$.total", "relative"), "tolerance"),
+    (("order", "ignore"), "strings"),
+    (("limits", "max_decoded_bytes"), "positive int"),
+    (("limits", "max_diffs_per_pair"), "positive int"),
+    (("check", "max_divergence_rate"), "rate"),
+    (("check", "max_orphan_rate"), "rate"),
+    (("check", "max_reject_rate"), "rate"),
+    (("check", "max_latency_ratio", "p99"), "ratio"),
+    (("check", "max_divergence_rate_per_endpoint", "*"), "rate"),
+    (("report", "enabled"), "bool"),
+    (("report", "baseline"), "string"),
+    (("noise", "alpha"), "threshold"),
+    (("noise", "min_pairs"), "threshold"),
 ]
 # Inside [[normalize]], the other required keys, so that only the fuzzed one can be wrong.
 NORMALIZE = {"pattern": "$.a", "regex": "x", "replace": ""}
@@ -238,9 +232,8 @@ def validate(data: Mapping[str, Any]) -> None:
     check.thresholds(loaded.extra.get("check", {}), "fuzz.toml")
 
 
-def _param(where: tuple[str | int, ...], kind: str, bug: str | None) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
-    return pytest.param(where, kind, marks=marks, id=".".join(map(str, where)))
+def _param(where: tuple[str | int, ...], kind: str) -> Any:
+    return pytest.param(where, kind, id=".".join(map(str, where)))
 
 
 @pytest.mark.parametrize(("where", "kind"), [_param(*s) for s in SETTINGS])

@@ -208,8 +208,8 @@ def test_a_format_pasted_with_its_escapes_parses_the_same(text: str, how: str) -
     [
         pytest.param("%_% %RESPONSE_CODE%", "x 200", id="operator-named-underscore"),
         pytest.param("%START_TIME()% %RESPONSE_CODE%", "x 200", id="empty-time-format"),
-        # Without a split plan the SQL first runs in envoy_text._second_pass, which lets the
-        # raw duckdb exception out: a traceback, exit 1.
+        # Without a split plan the SQL first runs in envoy_text._second_pass, which let the
+        # raw duckdb exception out (a traceback) before the fix.
         pytest.param("%BYTES_RECEIVED%%START_TIME()%", "1x", id="empty-time-no-split-plan"),
         pytest.param("%_%%RESPONSE_CODE%", "x200", id="underscore-no-split-plan"),
     ],
