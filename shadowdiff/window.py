@@ -22,7 +22,7 @@ All of it lands in the manifest's ``mirroring`` section, which the summary, the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -47,26 +47,17 @@ class Bounds:
 
 def bound(exchanges: pa.Table, bounds: Bounds, skew_ms: float) -> tuple[pa.Table, dict[str, int]]:
     """``exchanges`` within ``bounds`` (see the module's text), and how many records of each
-    side fell outside."""
+    side fell outside. Compared in Arrow, on the UTC instants: no session time zone enters."""
     if not bounds.given:
         return exchanges, {}
-    con = db.connect()
-    try:
-        con.register("collected", exchanges.select(["request_id", "side", "start_time"]))
-        inside = _inside("start_time", bounds, 0.0)
-        widened = _inside("start_time", bounds, skew_ms)
-        keep = con.sql(
-            f"""
-            WITH kept AS (SELECT DISTINCT request_id FROM collected
-                          WHERE side = 'primary' AND {inside})
-            SELECT CASE WHEN side = 'primary' THEN {inside}
-                        ELSE request_id IN (SELECT request_id FROM kept) OR {widened} END AS keep
-            FROM collected
-            """
-        ).to_arrow_table()
-    finally:
-        con.close()
-    mask = pc.fill_null(keep.column("keep"), False)
+    sides = exchanges.column("side")
+    starts = exchanges.column("start_time")
+    primary = pc.fill_null(pc.equal(sides, "primary"), False)
+    kept_primary = pc.and_(primary, _inside(starts, bounds, 0.0))
+    kept_ids = exchanges.column("request_id").filter(kept_primary)
+    copies = pc.fill_null(pc.is_in(exchanges.column("request_id"), value_set=kept_ids), False)
+    others = pc.and_(pc.invert(primary), pc.or_(copies, _inside(starts, bounds, skew_ms)))
+    mask = pc.or_(kept_primary, others)
     dropped = exchanges.filter(pc.invert(mask)).column("side")
     outside = {
         str(item["values"]): int(item["counts"]) for item in pc.value_counts(dropped).to_pylist()
@@ -74,19 +65,17 @@ def bound(exchanges: pa.Table, bounds: Bounds, skew_ms: float) -> tuple[pa.Table
     return exchanges.filter(mask), outside
 
 
-def _inside(column: str, bounds: Bounds, widen_ms: float) -> str:
-    tests = []
+def _inside(starts: pa.ChunkedArray, bounds: Bounds, widen_ms: float) -> pa.ChunkedArray:
+    """Which ``starts`` fall in ``bounds`` widened by ``widen_ms`` each way (null: none)."""
+    widen = timedelta(milliseconds=widen_ms)
+    inside = pc.is_valid(starts)
     if bounds.since is not None:
-        tests.append(
-            f"{column} >= {_at(bounds.since)} - INTERVAL {widen_ms * 1000:.0f} MICROSECOND"
-        )
+        since = pa.scalar(bounds.since - widen, starts.type)
+        inside = pc.and_(inside, pc.greater_equal(starts, since))
     if bounds.until is not None:
-        tests.append(f"{column} < {_at(bounds.until)} + INTERVAL {widen_ms * 1000:.0f} MICROSECOND")
-    return "(" + " AND ".join(tests) + ")"
-
-
-def _at(moment: datetime) -> str:
-    return f"TIMESTAMPTZ '{moment.isoformat()}'"
+        until = pa.scalar(bounds.until + widen, starts.type)
+        inside = pc.and_(inside, pc.less(starts, until))
+    return pc.fill_null(inside, False)
 
 
 def edge_orphans(con: duckdb.DuckDBPyConnection, skew_ms: float) -> pa.Table:
