@@ -106,6 +106,22 @@ class ManyInputsCollector(Collector, Protocol):
     def read_many(self, sources: Sequence[Input], options: Options) -> Iterator[Batch]: ...
 
 
+def capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
+    """``body`` cut at ``limit`` bytes (``Options.max_body_bytes``), and whether it is now cut
+    (or was already: ``truncated``)."""
+    if len(body) > limit:
+        return body[:limit], True
+    return body, truncated
+
+
+def rows_table(rows: Sequence[dict[str, object]]) -> pa.Table:
+    """An exchanges table (``schema.EXCHANGES``) from row dicts; a column a row lacks is null."""
+    return pa.Table.from_arrays(
+        [pa.array([row.get(f.name) for row in rows], f.type) for f in schema.EXCHANGES],
+        schema=schema.EXCHANGES,
+    )
+
+
 def reject(source: Input, line: int | str, reason: str, text: str | bytes) -> dict[str, object]:
     """One ``rejects`` row for a record of ``source``."""
     location = f"{source.name}:{line}" if isinstance(line, int) else f"{source.name}{line}"

@@ -89,7 +89,15 @@ import pyarrow as pa
 import zstandard
 
 from shadowdiff import schema
-from shadowdiff.collect.base import Batch, Input, InputReport, Options, file_reason, reject
+from shadowdiff.collect.base import (
+    Batch,
+    Input,
+    InputReport,
+    Options,
+    capped,
+    file_reason,
+    reject,
+)
 from shadowdiff.collect.lines import compression, decompressing
 from shadowdiff.errors import InputError
 
@@ -723,12 +731,12 @@ class _Reader:
         upstream: _Connection | None,
     ) -> dict[str, object]:
         limit = self.options.max_body_bytes
-        request_body, request_truncated = _capped(request.body, request.truncated, limit)
+        request_body, request_truncated = capped(request.body, request.truncated, limit)
         response_body: bytes | None = None
         response_truncated: bool | None = None
         status: int | None = None
         if response is not None:
-            response_body, response_truncated = _capped(response.body, response.truncated, limit)
+            response_body, response_truncated = capped(response.body, response.truncated, limit)
             status = _status(response.headers.pseudo.get(":status"))
         start = request.received
         duration = None
@@ -789,12 +797,6 @@ def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
         # costs each reading worker a third of a second.
         values = [None if v is None else (v - _EPOCH) // _US for v in values]
     return pa.array(values, type=kind)
-
-
-def _capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
-    if len(body) > limit:
-        return body[:limit], True
-    return body, truncated
 
 
 def _bytes_on_disk(source: Input) -> bytes | None:

@@ -63,11 +63,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-import pyarrow as pa
 import zstandard
 
 from shadowdiff import schema
-from shadowdiff.collect.base import Batch, Input, Options, reject
+from shadowdiff.collect.base import Batch, Input, Options, capped, reject, rows_table
 from shadowdiff.collect.lines import compression, decompressing
 from shadowdiff.errors import InputError
 
@@ -332,12 +331,6 @@ def _response(
     return status, _Message(headers, body, truncated)
 
 
-def _capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
-    if len(body) > limit:
-        return body[:limit], True
-    return body, truncated
-
-
 def _authority_and_path(method: str, target: str, headers: _Fields) -> tuple[str | None, str]:
     """The authority (``Host``, or the absolute-form target's) and the path with its query."""
     host = next(iter(headers.values("host")), None)
@@ -491,7 +484,7 @@ class _Reader:
     ) -> None:
         limit = self.options.max_body_bytes
         message = request.message
-        request_body, request_truncated = _capped(message.body, message.truncated, limit)
+        request_body, request_truncated = capped(message.body, message.truncated, limit)
         request_id = next(
             (v for v in message.headers.values(self.request_id_header) if v), request.header.id
         )
@@ -514,7 +507,7 @@ class _Reader:
         }
         if header is not None and response is not None:
             status, answer = response
-            response_body, response_truncated = _capped(answer.body, answer.truncated, limit)
+            response_body, response_truncated = capped(answer.body, answer.truncated, limit)
             row.update(
                 {
                     "side": self.source.side or SIDE_OF[header.kind],
@@ -540,12 +533,7 @@ class _Reader:
         return len(self.rows) >= BATCH_ROWS or self.body_bytes >= BATCH_BODY_BYTES
 
     def batch(self) -> Batch:
-        rows = self.rows
-        table = pa.Table.from_arrays(
-            [pa.array([row.get(f.name) for row in rows], f.type) for f in schema.EXCHANGES],
-            schema=schema.EXCHANGES,
-        )
-        batch = Batch(table, self.rejects)
+        batch = Batch(rows_table(self.rows), self.rejects)
         self.rows, self.rejects, self.body_bytes = [], [], 0
         return batch
 

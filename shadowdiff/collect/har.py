@@ -75,11 +75,10 @@ from urllib.parse import SplitResult, quote_plus, urlsplit
 
 import brotli
 import orjson
-import pyarrow as pa
 import zstandard
 
 from shadowdiff import schema
-from shadowdiff.collect.base import Batch, Input, Options, reject
+from shadowdiff.collect.base import Batch, Input, Options, reject, rows_table
 from shadowdiff.collect.lines import open_input
 from shadowdiff.errors import InputError
 
@@ -704,12 +703,7 @@ class _Reader:
         return len(self.rows) >= BATCH_ROWS or self.body_bytes >= BATCH_BODY_BYTES
 
     def batch(self) -> Batch:
-        rows = self.rows
-        table = pa.Table.from_arrays(
-            [pa.array([row.get(f.name) for row in rows], f.type) for f in schema.EXCHANGES],
-            schema=schema.EXCHANGES,
-        )
-        batch = Batch(table, self.rejects)
+        batch = Batch(rows_table(self.rows), self.rejects)
         self.rows, self.rejects, self.body_bytes = [], [], 0
         return batch
 
