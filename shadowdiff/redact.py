@@ -73,22 +73,22 @@ class Redactor:
         self.key = (key if key is not None else secrets.token_bytes(16)).hex()
         self.fields = frozenset(n.lower() for n in (names if fields is None else fields))
         self.headers = tuple(h.lower() for h in headers)
-        alternatives = _alternatives(names)
-        self._query = re.compile(rf"([?&;](?:{alternatives})=)([^&#;\s\"']*)", re.IGNORECASE)
+        named = alternatives(names)
+        self._query = re.compile(rf"([?&;](?:{named})=)([^&#;\s\"']*)", re.IGNORECASE)
         # scheme://user:password@host, and an authority's user:password@host.
         self._userinfo = re.compile(r"(^|[a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#@\s\"']+)@")
         # What may hold a secret at all, for a fast test in Arrow before any Python runs.
-        self.suspect = rf"(?i)[?&;](?:{alternatives})=|@"
+        self.suspect = rf"(?i)[?&;](?:{named})=|@"
         # In a rejected line's excerpt: "name": "value" / name=value / name: value pairs of
         # the secret fields and headers, and bearer or basic credentials anywhere.
-        loose = _alternatives((*self.fields, *self.headers))
+        loose = alternatives((*self.fields, *self.headers))
         self._pair = re.compile(
             rf"((?:\"|\b)(?:{loose})\"?\s*[:=]\s*\"?)([^\"\s,;&}}]+)", re.IGNORECASE
         )
         self._scheme = re.compile(r"(\b(?:bearer|basic|digest)\s+)([A-Za-z0-9._~+/=-]+)", re.I)
         # A JSON body that may hold a secret field: the quoted name then a colon.
         self._field_bytes = re.compile(
-            rb'"(?:' + _alternatives(self.fields).encode() + rb')"\s*:', re.IGNORECASE
+            rb'"(?:' + alternatives(self.fields).encode() + rb')"\s*:', re.IGNORECASE
         )
 
     def tag(self, value: str) -> str:
@@ -122,7 +122,7 @@ class Redactor:
         :meth:`url`, secret fields and headers given as name/value pairs, bearer tokens."""
         text = self.url(text)
         text = self._scheme.sub(lambda m: m.group(1) + self.tag(m.group(2)), text)
-        return self._pair.sub(lambda m: m.group(1) + _tagged(self, m.group(2)), text)
+        return self._pair.sub(lambda m: m.group(1) + self.value(m.group(2)), text)
 
     def dictionary(self, encoded: pa.DictionaryArray) -> pa.DictionaryArray | None:
         """``encoded`` with its distinct values redacted, or ``None`` when none holds a
@@ -181,11 +181,7 @@ class Redactor:
         return self.tag(orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode())
 
 
-def _alternatives(names: Sequence[str] | frozenset[str]) -> str:
+def alternatives(names: Sequence[str] | frozenset[str] | set[str]) -> str:
     """A regex alternation of ``names``, the longest first so a prefix never wins."""
     # With no names, "x^" (an x before the start of the text) never matches, in re and in RE2.
     return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True)) or "x^"
-
-
-def _tagged(redactor: Redactor, value: str) -> str:
-    return value if value.startswith(TAG_PREFIX) else redactor.tag(value)

@@ -29,7 +29,7 @@ from shadowdiff import schema
 from shadowdiff.diff import body, headers
 from shadowdiff.diff.model import REDACTED, TAG_PREFIX, Diff, Message, PairResult, Row
 from shadowdiff.diff.rules import DEFAULT, Rules
-from shadowdiff.redact import Redactor
+from shadowdiff.redact import Redactor, alternatives
 
 _SLICE = 4096  # pairs diffed per slice of the table
 
@@ -342,11 +342,10 @@ def _may_hold_secret(bodies: pa.Array, rules: Rules, redactor: Redactor | None) 
     keys = {k for p in rules.redact_body for k in p.keys}
     if any(not p.keys for p in rules.redact_body):
         return pc.is_valid(bodies)  # a pattern of wildcards only: any JSON body
-    names = sorted({*keys, *(redactor.fields if redactor is not None else ())}, key=len)
+    names = {*keys, *(redactor.fields if redactor is not None else ())}
     if not names:
         return pc.is_valid(bodies)
-    alternatives = "|".join(re.escape(n) for n in reversed(names))
-    return pc.match_substring_regex(bodies, rf'(?i)"(?:{alternatives})"\s*:|\\u')
+    return pc.match_substring_regex(bodies, rf'(?i)"(?:{alternatives(names)})"\s*:|\\u')
 
 
 def _content_headers(lists: pa.Array) -> tuple[pa.Array, pa.Array]:
