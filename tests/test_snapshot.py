@@ -6,7 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,17 @@ import shadowdiff
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.engine import collection
 from shadowdiff.errors import InputError
+
+# Appends one line every half millisecond to argv[1] until killed, after saying it has begun.
+WRITER = """
+import sys, time
+with open(sys.argv[1], "ab", buffering=0) as f:
+    f.write((sys.argv[2] + "\\n").encode())
+    print("writing", flush=True)
+    while True:
+        f.write((sys.argv[2] + "\\n").encode())
+        time.sleep(0.0005)
+"""
 
 
 def log_lines(n: int, start: int = 0) -> list[str]:
@@ -147,27 +159,22 @@ def test_a_log_truncated_in_place_is_refused_with_what_to_do(tmp_path: Path) -> 
 def test_a_run_over_a_log_being_written_reads_what_was_there_at_its_start(
     tmp_path: Path,
 ) -> None:
-    """A writer appends (a line at a time, as Envoy does) all through a real run."""
+    """A writer appends (a line at a time, as Envoy does) all through a real run. It is a
+    process of its own, as Envoy is: a thread of this one could wait on the run for the GIL."""
     primary, mirror = tmp_path / "p.log", tmp_path / "m.log"
     primary.write_bytes(text_of(log_lines(20_000)))
     mirror.write_bytes(text_of(log_lines(20_000)))
-    stop = threading.Event()
-
-    def write() -> None:
-        n = 20_000
-        with open(primary, "ab", buffering=0) as f:
-            while not stop.is_set():
-                f.write(text_of(log_lines(1, start=n)))
-                n += 1
-                time.sleep(0.0005)
-
-    writer = threading.Thread(target=write)
-    writer.start()
+    line = log_lines(1, start=20_000)[0]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(primary), line], stdout=subprocess.PIPE, text=True
+    )
     try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
         result = shadowdiff.run(primary=[str(primary)], mirror=[str(mirror)], out=tmp_path / "o")
+        time.sleep(0.05)  # a few lines more after the run, whatever the machine's load
     finally:
-        stop.set()
-        writer.join()
+        writer.kill()
+        writer.wait()
     entry = result.manifest["inputs"][0]
     assert primary.stat().st_size > entry["size"]  # it did grow while the run read it
     with open(primary, "rb") as f:
