@@ -70,9 +70,15 @@ def run(
     since: str | datetime | None = None,
     until: str | datetime | None = None,
     out: str | Path | None = None,
+    engine: str | None = None,
+    scheduler: str | None = None,
+    buckets: int | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Collect, pair and diff one mirroring window and write the run directory.
+    """Collect, pair and diff one mirroring window and write the run directory. ``engine``:
+    ``"local"`` (the default) or ``"dask"`` (on the cluster at ``scheduler``, else a
+    ``LocalCluster``); ``buckets``: how many request-id buckets (default: from the inputs'
+    size).
 
     >>> result = shadowdiff.run(primary=["logs/v1"], mirror=["logs/v2"], out="out/run1")
     >>> result.manifest["outcomes"]
@@ -86,6 +92,9 @@ def run(
         log_format=log_format,
         pairing_key=pairing_key.lower() if pairing_key else None,
         pair_by=pair_by,
+        engine=engine,
+        scheduler=scheduler,
+        buckets=buckets,
     )
     if since is not None or until is not None:  # a bound given here replaces the file's
         config = replace(

@@ -77,7 +77,23 @@ def main() -> None:
 @click.option("--since", default=None, help="Only primary requests from this time (ISO 8601).")
 @click.option("--until", default=None, help="Only primary requests before this time.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
-@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default=None,
+    help="Run here (local, the default) or on a Dask cluster (dask).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="With --engine dask: the scheduler's address (default: a LocalCluster here).",
+)
+@click.option(
+    "--buckets",
+    type=click.IntRange(1, 4096),
+    default=None,
+    help="Request-id buckets to pair and diff in (default: one per 256 MB of input).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
 @_friendly
 def run(
@@ -94,7 +110,9 @@ def run(
     since: str | None,
     until: str | None,
     out: str | None,
-    engine: str,
+    engine: str | None,
+    scheduler: str | None,
+    buckets: int | None,
     quiet: bool,
 ) -> None:
     """Collect, pair and diff a mirroring window; write the tables to --out.
@@ -116,6 +134,9 @@ def run(
             since=since,
             until=until,
             out=out,
+            engine=engine,
+            scheduler=scheduler,
+            buckets=buckets,
             progress=say,
         )
         if pipeline is None:

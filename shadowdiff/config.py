@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowdiff.diff.rules import RULE_SECTIONS, Rules
+from shadowdiff.engine.buckets import MAX_BUCKETS
 from shadowdiff.errors import ConfigError
 from shadowdiff.fingerprint import DEFAULT_MAX_SKEW_MS
 from shadowdiff.noise.thresholds import Thresholds
@@ -80,6 +81,11 @@ class Config:
     # JSON body fields (any depth) and form fields redacted: the defaults and [redact] fields.
     redact_fields: tuple[str, ...] = DEFAULT_FIELD_SECRETS
     out: str | None = None
+    # How the run is executed: "local" or "dask" (scheduler: a cluster's address, else a
+    # LocalCluster), and into how many request-id buckets (None: from the inputs' size).
+    engine: str = "local"
+    scheduler: str | None = None
+    buckets: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections later stages read
     rules: Rules = field(default_factory=Rules)
     noise: Thresholds = field(default_factory=Thresholds)
@@ -115,6 +121,9 @@ class Config:
             "redact_query": list(self.redact_query),
             "redact_fields": list(self.redact_fields),
             "out": self.out,
+            "engine": self.engine,
+            "scheduler": self.scheduler,
+            "buckets": self.buckets,
             "noise": self.noise.as_dict(),
             "extra": dict(self.extra),
             "origin": self.origin,
@@ -149,6 +158,7 @@ def from_mapping(
     output = data.get("output", {})
     window = data.get("window", {})
     safety = data.get("safety", {})
+    engine = data.get("engine", {})
 
     def paths(key: str) -> tuple[str, ...]:
         values = strings(inputs.get(key, []), f"[inputs] {key}", origin)
@@ -188,6 +198,9 @@ def from_mapping(
             strings(redact.get("fields", []), "[redact] fields", origin), DEFAULT_FIELD_SECRETS
         ),
         out=out,
+        engine=_engine(engine.get("name", "local"), origin),
+        scheduler=text(engine.get("scheduler"), "[engine] scheduler", origin),
+        buckets=_buckets(engine.get("buckets"), "[engine] buckets", origin),
         extra={k: v for k, v in data.items() if k in LATER_SECTIONS},
         rules=rules,
         noise=_thresholds(data.get("noise", {}), origin),
@@ -235,6 +248,24 @@ def moment(value: Any, where: str, origin: str) -> datetime | None:
             f"{origin}: {where} must be a time such as 2026-11-28T10:00:00Z, not {value!r}."
         )
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+ENGINES = ("local", "dask")
+
+
+def _engine(value: Any, origin: str) -> str:
+    if value not in ENGINES:
+        raise ConfigError(f"{origin}: [engine] name must be one of {', '.join(ENGINES)}.")
+    return str(value)
+
+
+def _buckets(value: Any, where: str, origin: str) -> int | None:
+    """A bucket count: a whole number from 1 to ``buckets.MAX_BUCKETS``, or none given."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUCKETS:
+        raise ConfigError(f"{origin}: {where} must be a whole number from 1 to {MAX_BUCKETS}.")
+    return value
 
 
 def _pair_by(value: Any, origin: str) -> str:

@@ -38,14 +38,21 @@ class Normalized:
     rejects: list[dict[str, object]]
 
 
-def normalize(exchanges: pa.Table, config: Config, redactor: Redactor | None = None) -> Normalized:
+def normalize(
+    exchanges: pa.Table,
+    config: Config,
+    redactor: Redactor | None = None,
+    assign_ids: bool = True,
+) -> Normalized:
     """Assign ``side`` (flag, then ``[sides]`` rules, else the ``-shadow`` authority suffix),
     ``endpoint`` and redaction; split off records that cannot be paired.
 
     DuckDB computes only the new columns (it reads just the columns they need); they replace
     the old ones in the Arrow table, so the other columns are never copied. Secrets in paths
     and authorities (``redactor``, by default one with a fresh key) go first, before anything
-    is derived from them.
+    is derived from them. Pairing by fingerprint, the ids are assigned here unless
+    ``assign_ids`` is false (a run's buckets assign them, each over every record of its
+    fingerprints).
     """
     redacted = [c for c in HEADER_COLUMNS if _holds(exchanges.column(c), config.redact_headers)]
     con = db.connect()
@@ -70,7 +77,7 @@ def normalize(exchanges: pa.Table, config: Config, redactor: Redactor | None = N
     finally:
         con.close()
     table = exchanges
-    if by_fingerprint:  # before the pairing: ids from what the requests are, not a header
+    if by_fingerprint and assign_ids:  # before the pairing: ids from the requests, not a header
         ids = fingerprint.assign(exchanges, computed.column("side"), config.max_skew_ms)
         table = table.set_column(table.schema.get_field_index("request_id"), "request_id", ids)
     new = {"endpoint": endpoint, **{name: computed.column(name) for name in ("side", *redacted)}}

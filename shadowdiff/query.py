@@ -20,8 +20,8 @@ def open(run_dir: str | Path) -> duckdb.DuckDBPyConnection:  # noqa: A001 - the 
     store.read_manifest(directory)  # refuses incomplete or foreign directories
     con = db.connect()
     for name in schema.TABLES:
-        path = directory / f"{name}.parquet"
-        if path.exists():
-            source = db.literal(str(path.resolve()))
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
+        files = store.table_files(directory, name)  # a file, or a directory of parts
+        if files:
+            listed = ", ".join(db.literal(str(path.resolve())) for path in files)
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}])")
     return con

@@ -39,6 +39,7 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "endpoints": ("templates", "auto"),
     "redact": ("headers", "body", "query", "fields"),
     "output": ("dir",),
+    "engine": ("name", "scheduler", "buckets"),
     # Diff rules (shadowdiff.diff.rules checks their contents).
     "ignore": None,
     "tolerance": None,

@@ -10,14 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shadowdiff import schema
+from shadowdiff import db, schema
 from shadowdiff.errors import InputError
 
 MANIFEST = "manifest.json"
+PART_PREFIX = "part-"
 METADATA_KEY = b"shadowdiff.schema_version"
 
 # Columns whose values are nearly all different (one per record): a dictionary only costs time
@@ -59,11 +61,56 @@ def begin(out: Path) -> None:
 
 def write_table(out: Path, name: str, table: pa.Table) -> Path:
     """Write table ``name`` (one of ``schema.TABLES``) as ``out/name.parquet``, atomically."""
+    return _write(out / f"{name}.parquet", name, table)
+
+
+def write_part(out: str | Path, name: str, part: int, table: pa.Table) -> Path:
+    """Write part ``part`` of table ``name`` as ``out/name/part-NNNN.parquet``, atomically:
+    a table written bucket by bucket (see :func:`gather_parts`)."""
+    directory = Path(out) / name
+    directory.mkdir(parents=True, exist_ok=True)
+    return _write(directory / f"{PART_PREFIX}{part:04d}.parquet", name, table)
+
+
+def gather_parts(out: Path, name: str) -> None:
+    """A table of one part becomes ``out/name.parquet``, as a table written whole is; one of
+    several stays the directory ``out/name/`` of its parts."""
+    directory = out / name
+    parts = sorted(directory.glob(f"{PART_PREFIX}*.parquet"))
+    if len(parts) == 1:
+        os.replace(parts[0], out / f"{name}.parquet")
+        directory.rmdir()
+
+
+def table_files(out: Path, name: str) -> list[Path]:
+    """The Parquet files that hold table ``name`` of the run directory ``out``: the file
+    ``name.parquet``, or the parts of the directory ``name/``; none when the run has no such
+    table."""
+    whole = out / f"{name}.parquet"
+    if whole.exists():
+        return [whole]
+    return sorted((out / name).glob(f"{PART_PREFIX}*.parquet"))
+
+
+def copy_query(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Path:
+    """The rows of ``query`` written by DuckDB as the Parquet file ``target``, atomically (a
+    bucket's intermediate tables: DuckDB streams them, nothing passes through Python)."""
+
+    def write(path: str) -> None:
+        con.execute(
+            f"COPY ({query}) TO {db.literal(path)} (FORMAT parquet, COMPRESSION zstd, "
+            f"COMPRESSION_LEVEL {ZSTD_LEVEL})"
+        )
+
+    _atomic(target, write)
+    return target
+
+
+def _write(target: Path, name: str, table: pa.Table) -> Path:
     table = schema.conform(table, schema.TABLES[name])
     metadata = dict(table.schema.metadata or {})
     metadata[METADATA_KEY] = schema.SCHEMA_VERSION.encode()
     table = table.replace_schema_metadata(metadata)
-    target = out / f"{name}.parquet"
     columns = table.column_names
     options = {
         "compression": "zstd",

@@ -73,5 +73,7 @@ def test_the_run_command_passes_a_reporter_to_the_engine(
     assert result.exit_code == 0, result.output
     # The engine's messages reach it: files and records while reading, then pairs.
     assert "read 2/2 inputs, 560 records" in seen
-    assert seen[-1] == "read 560 records, paired 280 requests; diffing"
+    assert "read 560 records; pairing and diffing in 1 bucket" in seen
+    assert "bucket 1/1: 560 exchanges, 280 pairs" in seen
+    assert seen[-1] == "paired 280 requests; judging noise"
     assert "records" not in result.output  # CliRunner's stderr is no terminal

@@ -32,17 +32,16 @@ WHERE b.orphan IS NULL
 
 def message_diffs(
     con: duckdb.DuckDBPyConnection,
-    exchanges: pa.Table,
+    compared: bool,
     rules: Rules,
     pool: Executor | None = None,
     workers: int = 1,
 ) -> None:
     """Create ``message_diffs`` (``schema.DIFFS`` rows) and ``notes`` (request_id, note) for the
-    pairs of ``con``, whose view ``exchanges`` reads the Arrow table ``exchanges``; with a
-    ``pool`` of ``workers`` processes, many pairs are diffed in them."""
-    skipped = frozenset(ALWAYS_DIFFERENT) if rules.default_headers else frozenset()
-    captured = _captured(exchanges, skipped)
-    if captured:
+    pairs of ``con`` (its ``pairs_base`` and view ``exchanges``); ``compared``: whether the
+    run's exchanges hold anything to compare (:func:`captured`). With a ``pool`` of ``workers``
+    processes, many pairs are diffed in them."""
+    if compared:
         responses = con.sql(RESPONSES).to_arrow_table()
         diffs, notes = diff_table_parallel(responses, rules, pool, workers)
     else:  # access logs: no headers or bodies to compare
@@ -51,6 +50,12 @@ def message_diffs(
     con.register("notes_arrow", notes)
     con.execute("CREATE OR REPLACE TEMP TABLE message_diffs AS SELECT * FROM message_diffs_arrow")
     con.execute("CREATE OR REPLACE TEMP TABLE notes AS SELECT * FROM notes_arrow")
+
+
+def captured(exchanges: pa.Table, rules: Rules) -> bool:
+    """Whether ``exchanges`` hold anything the message diff compares under ``rules``."""
+    skipped = frozenset(ALWAYS_DIFFERENT) if rules.default_headers else frozenset()
+    return _captured(exchanges, skipped)
 
 
 def _captured(exchanges: pa.Table, skipped: frozenset[str]) -> bool:

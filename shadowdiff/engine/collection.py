@@ -26,15 +26,15 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from shadowdiff import schema
-from shadowdiff.collect import registry, snapshot, unwrap
+from shadowdiff.collect import pieces, registry, snapshot, unwrap
 from shadowdiff.collect.base import (
     Batch,
     Collector,
@@ -46,6 +46,9 @@ from shadowdiff.collect.base import (
     reject,
 )
 from shadowdiff.collect.lines import HEAD_BYTES, read_head
+from shadowdiff.engine import buckets
+from shadowdiff.engine.buckets import Layout
+from shadowdiff.engine.tasks import Prepared
 from shadowdiff.errors import InputError
 
 SNIFF_SAMPLE = 5  # files of a group sniffed to choose its collector
@@ -56,6 +59,8 @@ MIN_CHUNK_FILES = 1000
 MAX_CHUNK_FILES = 5000
 PARALLEL_MIN_FILES = 2 * MIN_CHUNK_FILES  # fewer files are read in this process
 EMPTY = "-"  # the source of an input that held nothing to read
+SIZE_SAMPLE = 64  # files of a group measured for the run's size
+COMPRESSION_GUESS = 8  # how much larger than its file a compressed log is, about
 
 Progress = Callable[[str], None]
 
@@ -102,6 +107,21 @@ class Plan:
         """Inputs whose sha256 the collector takes from the bytes it reads."""
         return {s.name for item in self.items if isinstance(item, _Many) for s in item.sources}
 
+    def size(self) -> int:
+        """About how many bytes the inputs hold, for the bucket count: every file read on its
+        own is measured (a compressed one counted at ``COMPRESSION_GUESS`` times its size),
+        a group of many files by a sample of them."""
+        total = 0
+        for item in self.items:
+            if isinstance(item, _Many):
+                step = max(1, len(item.sources) // SIZE_SAMPLE)
+                sample = item.sources[::step]
+                total += sum(_size(s) for s in sample) * len(item.sources) // len(sample)
+            else:
+                compressed = item.source.path.suffix in (".gz", ".zst")
+                total += _size(item.source) * (COMPRESSION_GUESS if compressed else 1)
+        return total
+
     @property
     def many_files(self) -> int:
         return sum(len(item.sources) for item in self.items if isinstance(item, _Many))
@@ -109,9 +129,37 @@ class Plan:
 
 @dataclass
 class Collected:
+    """What collecting read: every input's figures and rejects, and what preparing the pieces
+    found (:class:`~shadowdiff.engine.tasks.Prepared`). ``exchanges`` holds the collected
+    exchanges themselves only where the caller kept them (no ``prepare``)."""
+
     exchanges: pa.Table
     rejects: list[dict[str, object]] = field(default_factory=list)
     reports: list[InputReport] = field(default_factory=list)
+    prepared: Prepared = field(default_factory=Prepared)
+
+
+@dataclass(frozen=True)
+class Keep:
+    """The pieces as read, kept in one bucket (for a caller that wants the exchanges table)."""
+
+    layout: Layout
+
+    def __call__(self, collected: pa.Table, piece: str) -> Prepared:
+        buckets.spill(collected, self.layout, piece)
+        return Prepared()
+
+
+Prepare = Callable[[pa.Table, str], Prepared]
+
+
+class Awaited(Protocol):
+    """A task's future: a process pool's or a Dask cluster's."""
+
+    def result(self) -> Any: ...
+
+
+Submit = Callable[..., Awaited]
 
 
 def plan(groups: Sequence[Sequence[Input]], source_name: str | None) -> Plan:
@@ -217,16 +265,21 @@ class Readers:
     Where the caller already runs threads (a notebook's kernel), workers come from a fork
     server instead."""
 
-    def __init__(self, plan: Plan, spill_in: Path | None = None) -> None:
+    def __init__(
+        self, plan: Plan, spill_in: Path | None = None, cluster_workers: int | None = None
+    ) -> None:
         self.pool: Executor | None = None
-        self.spill: str | None = None
-        # The inputs read on their own, as they are now, at the start (collect.snapshot), and
-        # where their plain copies go (in the run's working directory when there is one).
-        self.pins = snapshot.pins(item.source for item in plan.items if isinstance(item, _One))
+        # Where plain copies of inputs go (in the run's working directory when there is one).
         self.scratch = Path(tempfile.mkdtemp(prefix="inputs-", dir=spill_in))
-        workers = min(_cores(), -(-plan.many_files // MIN_CHUNK_FILES))
-        self.chunk_files = min(MAX_CHUNK_FILES, -(-plan.many_files // max(workers, 1)))
+        self.pins: dict[str, snapshot.Pin] = {}
         self.workers = 1  # until the pool runs
+        if cluster_workers is not None:  # a cluster's workers read every input
+            self.chunk_files = _chunk_files(plan.many_files, cluster_workers)
+            return
+        # The inputs read on their own, as they are now, at the start (collect.snapshot).
+        self.pins = snapshot.pins(item.source for item in plan.items if isinstance(item, _One))
+        workers = min(cores(), -(-plan.many_files // MIN_CHUNK_FILES))
+        self.chunk_files = _chunk_files(plan.many_files, workers)
         if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
             return
         # pyarrow imports pandas on its first conversion of Python values (half a second):
@@ -242,8 +295,6 @@ class Readers:
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
         self.workers = workers
-        # In the run's working directory when there is one: a killed run's chunks go with it.
-        self.spill = tempfile.mkdtemp(prefix="chunks-", dir=spill_in)
 
     def __enter__(self) -> Readers:
         return self
@@ -254,18 +305,18 @@ class Readers:
         self.discard_spill()
 
     def discard_spill(self) -> None:
-        """Remove the chunks' directory (their files are gone once read; the tables stay
-        mapped), the inputs' plain copies, and let go of the inputs pinned at the start."""
-        if self.spill is not None:
-            shutil.rmtree(self.spill, ignore_errors=True)
-            self.spill = None
+        """Remove the inputs' plain copies, and let go of the inputs pinned at the start."""
         shutil.rmtree(self.scratch, ignore_errors=True)
         for pinned in self.pins.values():
             pinned.close()
         self.pins.clear()
 
 
-def _cores() -> int:
+def _chunk_files(files: int, workers: int) -> int:
+    return min(MAX_CHUNK_FILES, max(1, -(-files // max(workers, 1))))
+
+
+def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -274,35 +325,21 @@ def _cores() -> int:
 
 @dataclass
 class _Chunk:
-    """What a worker sends back: a chunk's exchanges (or the Arrow file that holds them),
-    rejects and per-input reports, the reports as columns (``InputReport`` fields in order):
-    tens of thousands of small objects would cost the parent more to unpickle than the
-    worker spent reading."""
+    """What a worker sends back: a chunk's rejects, what preparing it found, and per-input
+    reports as columns (``InputReport`` fields in order): tens of thousands of small objects
+    would cost the parent more to unpickle than the worker spent reading. The exchanges stay
+    in the worker's buckets."""
 
-    exchanges: pa.Table | None
     rejects: list[dict[str, object]]
     figures: list[list[Any]]
-    spilled: str | None = None
+    prepared: Prepared
 
     @classmethod
     def of(
-        cls,
-        exchanges: pa.Table | None,
-        rejects: list[dict[str, object]],
-        reports: list[InputReport],
-        spilled: str | None = None,
+        cls, rejects: list[dict[str, object]], reports: list[InputReport], prepared: Prepared
     ) -> _Chunk:
         columns = [[getattr(r, f.name) for r in reports] for f in fields(InputReport)]
-        return cls(exchanges, rejects, columns, spilled)
-
-    def table(self) -> pa.Table:
-        if self.spilled is None:
-            assert self.exchanges is not None
-            return self.exchanges
-        # Mapped, not copied; the mapping outlives the file's name.
-        table = pa.ipc.open_file(pa.memory_map(self.spilled)).read_all()
-        os.unlink(self.spilled)
-        return table
+        return cls(rejects, columns, prepared)
 
     def reports(self) -> list[InputReport]:
         return [InputReport(*row) for row in zip(*self.figures, strict=True)]
@@ -326,12 +363,12 @@ def _read_chunk(
     paths: list[str],
     side: str | None,
     options: Options,
-    spill: str | None = None,
+    prepare: Prepare,
+    piece: str,
 ) -> _Chunk:
-    """Read the files at ``paths`` (names, not ``Input`` objects: cheaper to send). With
-    ``spill`` (a directory), the exchanges go to an Arrow file there: through the result pipe,
-    a worker would wait for the parent to read and unpickle every body before it could go on
-    with the next chunk."""
+    """Read the files at ``paths`` (names, not ``Input`` objects: cheaper to send) and prepare
+    what they hold as the piece ``piece``, where they were read: in a worker, the bodies never
+    cross to the parent."""
     collector = registry.get(collector_name)
     assert isinstance(collector, ManyInputsCollector)
     sources = [Input(Path(path), side) for path in paths]
@@ -344,73 +381,103 @@ def _read_chunk(
             rejects.extend(batch.rejects)
             reports.extend(batch.inputs)
     exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
-    if spill is None:
-        return _Chunk.of(exchanges, rejects, reports)
-    fd, path = tempfile.mkstemp(suffix=".arrow", dir=spill)
-    with os.fdopen(fd, "wb") as file, pa.ipc.new_file(file, exchanges.schema) as writer:
-        writer.write_table(exchanges)
-    return _Chunk.of(None, rejects, reports, spilled=path)
+    prepared = prepare(_sided(Batch(exchanges), side), piece)
+    return _Chunk.of(rejects, reports, prepared)
 
 
-def collect(plan: Plan, options: Options, readers: Readers, progress: Progress) -> Collected:
-    """Read every input of ``plan``, in input order."""
+def collect(
+    plan: Plan,
+    options: Options,
+    readers: Readers,
+    progress: Progress,
+    prepare: Prepare | None = None,
+    submit: Submit | None = None,
+) -> Collected:
+    """Read every input of ``plan``, in input order, and ``prepare`` every piece read (as a
+    run does: normalized into its buckets); without ``prepare``, the exchanges as read are
+    returned in ``Collected.exchanges``. With ``submit``, the inputs are read in its tasks
+    (a Dask cluster's) rather than here and in ``readers``' workers."""
+    kept = None
+    if prepare is None:
+        kept = Layout(tempfile.mkdtemp(prefix="kept-", dir=readers.scratch), 1)
+        kept.create()
+        prepare = Keep(kept)
     result = Collected(schema.empty(schema.EXCHANGES))
-    tables: list[pa.Table] = []
     total = len(plan.inputs)
     records = 0
-    for table, rejects, reports in _pieces(plan, options, readers):
-        if table.num_rows:
-            tables.append(table)
+    for rejects, reports, prepared in _pieces(plan, options, readers, prepare, submit):
         result.rejects.extend(rejects)
         result.reports.extend(reports)
+        result.prepared.add(prepared)
         records += sum(r.records for r in reports)
         progress(f"read {len(result.reports)}/{total} inputs, {records} records")
-    if tables:
-        result.exchanges = pa.concat_tables(tables, promote_options="permissive")
-    result.exchanges = schema.conform(result.exchanges)
+    if kept is not None:
+        result.exchanges = buckets.read(kept, 0)
     return result
 
 
-_Piece = tuple[pa.Table, list[dict[str, object]], list[InputReport]]
+_Piece = tuple[list[dict[str, object]], list[InputReport], Prepared]
 
 
-def _pieces(plan: Plan, options: Options, readers: Readers) -> Iterator[_Piece]:
-    """The plan's items read, in input order. Chunks for the workers are
-    all submitted first, so the workers keep busy while this process reads the rest."""
-    pending: list[tuple[Future[_Chunk], str | None] | _Item] = []
-    for item in plan.items:
-        if isinstance(item, _Many) and readers.pool is not None:
+def _pieces(
+    plan: Plan,
+    options: Options,
+    readers: Readers,
+    prepare: Prepare,
+    submit: Submit | None = None,
+) -> Iterator[_Piece]:
+    """The plan's items read and prepared, in input order. Chunks for the workers are all
+    submitted first, so the workers keep busy while this process reads the rest. Each piece
+    is named by its item and its place in it, so that the names sort in input order. With
+    ``submit`` (a cluster's), every input is read there, a file read on its own too."""
+    pending: list[Awaited | tuple[int, _Item]] = []
+    for number, item in enumerate(plan.items):
+        chunked = submit or (readers.pool.submit if readers.pool is not None else None)
+        if isinstance(item, _Many) and chunked is not None:
             name, side = item.collector.name, item.sources[0].side
             size = readers.chunk_files
-            for start in range(0, len(item.sources), size):
+            for chunk, start in enumerate(range(0, len(item.sources), size)):
                 paths = [s.name for s in item.sources[start : start + size]]
-                task = readers.pool.submit(_read_chunk, name, paths, side, options, readers.spill)
-                pending.append((task, side))
+                piece = _piece_name(number, chunk)
+                pending.append(chunked(_read_chunk, name, paths, side, options, prepare, piece))
+        elif isinstance(item, _One) and submit is not None:
+            scratch = readers.scratch / f"{number:07d}"
+            pending.append(submit(read_one, item, options, prepare, number, scratch))
         else:
-            pending.append(item)
+            pending.append((number, item))
     for entry in pending:
-        if isinstance(entry, tuple):
-            future, side = entry
-            yield _from_chunk(future.result(), side)
-        elif isinstance(entry, _Refused):
-            yield _refused(entry)
-        elif isinstance(entry, _One):
-            yield _read_one(entry, options, readers)
+        if not isinstance(entry, tuple):
+            done = entry.result()
+            yield _from_chunk(done) if isinstance(done, _Chunk) else done
+            continue
+        number, item = entry
+        if isinstance(item, _Refused):
+            yield _refused(item)
+        elif isinstance(item, _One):
+            pinned = readers.pins.get(item.source.name)
+            yield read_one(item, options, prepare, number, readers.scratch, pinned)
         else:
-            side = entry.sources[0].side
-            read = _read_chunk(entry.collector.name, [s.name for s in entry.sources], side, options)
-            yield _from_chunk(read, side)
+            side = item.sources[0].side
+            names = [s.name for s in item.sources]
+            piece = _piece_name(number, 0)
+            yield _from_chunk(
+                _read_chunk(item.collector.name, names, side, options, prepare, piece)
+            )
 
 
-def _from_chunk(chunk: _Chunk, side: str | None) -> _Piece:
-    return _sided(Batch(chunk.table()), side), chunk.rejects, chunk.reports()
+def _piece_name(item: int, piece: int) -> str:
+    return f"{item:07d}-{piece:06d}"
+
+
+def _from_chunk(chunk: _Chunk) -> _Piece:
+    return chunk.rejects, chunk.reports(), chunk.prepared
 
 
 def _refused(item: _Refused) -> _Piece:
     source = item.source
     row = reject(source, 0, item.reason, b"")
     report = InputReport(source.name, source.side, item.collector, _size(source), 1, 1)
-    return schema.empty(schema.EXCHANGES), [row], [report]
+    return [row], [report], Prepared()
 
 
 def _size(source: Input) -> int:
@@ -420,21 +487,31 @@ def _size(source: Input) -> int:
         return 0
 
 
-def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
+def read_one(
+    item: _One,
+    options: Options,
+    prepare: Prepare,
+    number: int,
+    scratch: Path,
+    pinned: snapshot.Pin | None = None,
+) -> _Piece:
+    """Read one input, preparing each batch as it comes: a batch's exchanges are in the
+    buckets before the next is read. ``pinned``: the input as the run found it at its start
+    (a log that grew or was rotated since reads the same); ``scratch``: where plain copies
+    go (a compressed or wrapped log)."""
     source = item.source
-    pinned = readers.pins.get(source.name)
     size = pinned.size if pinned is not None else _size(source)
     report = InputReport(source.name, source.side, item.collector.name, size)
-    tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
+    prepared = Prepared()
     try:
         # As it was at the start: grown, rotated or cut short since, it reads the same.
-        stable = snapshot.stable(source, pinned, readers.scratch)
+        stable = snapshot.stable(source, pinned, scratch)
         notes = [stable.note] if stable.note else []
         rejects.extend(stable.rejects)
         report.records += len(stable.rejects)
         report.rejected += len(stable.rejects)
-        unwrapped = _unwrapped(item.collector, stable.source, readers.scratch)
+        unwrapped = _unwrapped(item.collector, stable.source, scratch)
         if unwrapped is not None:  # lines in a wrapper: read the lines inside
             notes.append(unwrapped.note)
             rejects.extend(unwrapped.rejects)
@@ -442,18 +519,22 @@ def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
             report.rejected += len(unwrapped.rejects)
             report.blank += unwrapped.blank
         readable = stable.source if unwrapped is None else unwrapped.source
-        for batch in item.collector.read(readable, options):
-            table = _sided(batch, source.side)
-            if unwrapped is not None:
-                table = unwrap.restore(table, unwrapped)
-                unwrap.restore_rejects(batch.rejects, unwrapped)
-            tables.append(table)
-            rejects.extend(batch.rejects)
-            report.records += batch.records
-            report.rejected += len(batch.rejects)
-            report.blank += batch.blank
-            if batch.note:
-                notes.append(batch.note)
+        batches = 0
+        for piece in _line_pieces(item.collector, readable, scratch):
+            for batch in item.collector.read(piece.source, options):
+                table = pieces.place(_sided(batch, source.side), piece)
+                pieces.place_rejects(batch.rejects, piece)
+                if unwrapped is not None:
+                    table = unwrap.restore(table, unwrapped)
+                    unwrap.restore_rejects(batch.rejects, unwrapped)
+                prepared.add(prepare(table, _piece_name(number, batches)))
+                batches += 1
+                rejects.extend(batch.rejects)
+                report.records += batch.records
+                report.rejected += len(batch.rejects)
+                report.blank += batch.blank
+                if batch.note and batch.note not in notes:
+                    notes.append(batch.note)
         report.note = "; ".join(notes) or None
     except InputError as e:
         if item.strict:
@@ -462,9 +543,15 @@ def _read_one(item: _One, options: Options, readers: Readers) -> _Piece:
         rejects.append(reject(source, 0, file_reason(e, source), b""))
         report.records += 1
         report.rejected += 1
-    if not tables:
-        return schema.empty(schema.EXCHANGES), rejects, [report]
-    return pa.concat_tables(tables, promote_options="permissive"), rejects, [report]
+    return rejects, [report], prepared
+
+
+def _line_pieces(collector: Collector, source: Input, scratch: Path) -> Iterator[pieces.Piece]:
+    """A large log in pieces for a line reader (:mod:`~shadowdiff.collect.pieces`); any other
+    input whole."""
+    if not getattr(collector, "reads_lines", False):
+        return iter([pieces.Piece(source)])
+    return pieces.pieces(source, scratch / "pieces")
 
 
 def _unwrapped(collector: Collector, source: Input, scratch: Path) -> unwrap.Unwrapped | None:

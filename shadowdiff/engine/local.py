@@ -1,46 +1,55 @@
-"""The local engine: collect → normalize → pair → diff → store, embedded (DuckDB + pyarrow)."""
+"""The local engine: collect into buckets → pair and diff each bucket → the window-wide
+stages → store, embedded (DuckDB + pyarrow, worker processes on every core).
+
+Memory depends on a bucket, not on the window: each piece an input yields is normalized and
+spilled into request-id hash buckets in the run's working area
+(:mod:`~shadowdiff.engine.buckets`) as soon as it is read; each bucket is paired and diffed on
+its own (:mod:`~shadowdiff.engine.tasks`); the noise verdicts, the outcomes and latency run
+over every bucket's parts in DuckDB (:mod:`~shadowdiff.engine.merged`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff import __version__, db, schema, store, window
+from shadowdiff import __version__, schema, store, window
 from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.config import Config
-from shadowdiff.diff.engine import redact_bodies
-from shadowdiff.diff.messages import message_diffs
 from shadowdiff.diff.outcome import finish_pairs
-from shadowdiff.diff.status import status_diffs
+from shadowdiff.engine import buckets, merged
+from shadowdiff.engine.buckets import Layout
 from shadowdiff.engine.collection import Readers, collect, plan
 from shadowdiff.engine.digest import Digests
+from shadowdiff.engine.tasks import PARTS_DIR, BucketResult, BucketTask, Preparation, run_bucket
 from shadowdiff.errors import ConfigError, ConservationError, OutputError, no_room
 from shadowdiff.latency import latency
-from shadowdiff.noise import detect as detect_noise
-from shadowdiff.normalize import normalize
-from shadowdiff.pair import SideCounts, pair
+from shadowdiff.noise import judge as judge_noise
+from shadowdiff.pair import SideCounts
 from shadowdiff.redact import Redactor
 from shadowdiff.rundir import RunDir
+
+if TYPE_CHECKING:
+    from shadowdiff.engine.dask import Cluster
 
 UNASSIGNED = "unassigned"
 # Threads writing tables beside the stages.
 BACKGROUND = 3
-# The (headers, body) columns of each message of an exchange.
-BODIES = (("request_headers", "request_body"), ("response_headers", "response_body"))
 # What the noise stage imports when it first needs it.
 LATER_IMPORTS = ("scipy.stats",)
 
@@ -121,48 +130,57 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
     unhashed = [s.path for s in inputs.inputs if s.name not in hashed]
     with (
         RunDir(out) as run_dir,  # the lock first: a second run into ``out`` stops here
-        Readers(inputs, run_dir.work) as readers,
+        _cluster(config, say) as cluster,
+        Readers(inputs, run_dir.work, cluster.workers if cluster else None) as readers,
         ThreadPoolExecutor(max_workers=BACKGROUND) as background,
         Digests(unhashed) as digests,
     ):
         work = run_dir.work
         if readers.pool is not None:
             _import_in_background(*LATER_IMPORTS)
-        with _timed(timings, "collect"):
-            collected = collect(inputs, options, readers, say)
-            readers.discard_spill()  # before the working directory becomes the run
-            rejects, reports = collected.rejects, collected.reports
         # One key for the run, so both sides' secrets are tagged alike.
         redactor = Redactor(
             config.redact_query, fields=config.redact_fields, headers=config.redact_headers
         )
-        with _timed(timings, "normalize"):
-            normalized = normalize(collected.exchanges, config, redactor)
-            rejects.extend(normalized.rejects)
-            bounded, outside = window.bound(normalized.exchanges, config.window, config.max_skew_ms)
-            # Bodies before anything is stored (normalize tagged the secret headers).
-            exchanges = redact_bodies(bounded, config.rules, BODIES, redactor)
-        written = [background.submit(store.write_table, work, "exchanges", exchanges)]
+        count = buckets.bucket_count(inputs.size(), config.buckets)
+        layout = Layout(str(work / buckets.SPILL_DIR), count, config.pair_by == "fingerprint")
+        layout.create()
+        with _timed(timings, "collect"):
+            preparation = Preparation(config, redactor, layout)
+            submit = cluster.submit if cluster is not None else None
+            collected = collect(inputs, options, readers, say, preparation, submit)
+            readers.discard_spill()  # before the working directory becomes the run
+            rejects, reports = collected.rejects, collected.reports
+            rejects.extend(collected.prepared.rejects)
+        records = sum(r.records for r in reports)
+        say(f"read {records} records; pairing and diffing {_buckets(count)}")
+        tasks = [
+            BucketTask(
+                bucket,
+                layout,
+                str(work),
+                config,
+                collected.prepared.captured,
+                collected.prepared.secondary,
+            )
+            for bucket in range(count)
+        ]
+        with _timed(timings, "buckets"):
+            results = _run_buckets(tasks, readers, cluster, say)
+        shutil.rmtree(layout.root, ignore_errors=True)
+        counts = _summed([r.counts for r in results])
+        outside = _summed_outside([r.outside for r in results])
+        say(f"paired {counts['primary'].paired} requests; judging noise")
 
         def write(name: str, table: pa.Table) -> None:
             written.append(background.submit(store.write_table, work, name, table))
 
-        con = db.connect()
+        written: list[Future[Path]] = []
+        con = merged.connect(work, collected.prepared.secondary)
         try:
-            con.register("exchanges_arrow", exchanges)
-            con.execute("CREATE TEMP VIEW exchanges AS SELECT * FROM exchanges_arrow")
-            with _timed(timings, "pair"):
-                counts = pair(con)
-            records = sum(r.records for r in reports)
-            say(f"read {records} records, paired {counts['primary'].paired} requests; diffing")
-            with _timed(timings, "diff"):
-                message_diffs(con, exchanges, config.rules, readers.pool, readers.workers)
-                con.execute(
-                    "CREATE TEMP TABLE diffs AS "
-                    f"{status_diffs(con).sql_query()} UNION ALL SELECT * FROM message_diffs"
-                )
-                with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
-                    noise = detect_noise(con, exchanges, config.rules, config.noise)
+            with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
+                noise = judge_noise(con, collected.prepared.secondary, config.noise, "exchanges")
+            with _timed(timings, "outcomes"):
                 pairs = _table(finish_pairs(con))
                 con.register("pairs_outcomes", pairs)
                 edges = window.edge_orphans(con, config.max_skew_ms)
@@ -179,6 +197,9 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
                 write("latency", _table(latency(con)))
         finally:
             con.close()
+        shutil.rmtree(work / merged.SPILL_DIR, ignore_errors=True)
+        shutil.rmtree(work / PARTS_DIR, ignore_errors=True)
+        store.gather_parts(work, "exchanges")
         write("noise", noise)
         for row in rejects:  # a rejected line's excerpt may hold secrets
             if isinstance(row["excerpt"], str):
@@ -194,9 +215,81 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
                 table_written.result()
         manifest = _manifest(config, started, reports, counts, rejects, pairs, timings, outside)
         manifest["mirroring"] = mirroring
+        manifest["engine"] = {"name": config.engine, "buckets": count}
+        if cluster is not None:
+            manifest["engine"]["scheduler"] = cluster.address
         store.finish(work, manifest)
         run_dir.commit()  # the previous run stays whole until this rename
     return RunResult(out, manifest, config, timings)
+
+
+@contextmanager
+def _cluster(config: Config, say: Progress) -> Iterator[Cluster | None]:
+    """The run's Dask cluster with ``--engine dask``, else none."""
+    if config.engine != "dask":
+        yield None
+        return
+    from shadowdiff.engine.dask import Cluster
+
+    with Cluster(config.scheduler, say) as cluster:
+        yield cluster
+
+
+def _run_buckets(
+    tasks: list[BucketTask], readers: Readers, cluster: Cluster | None, say: Progress
+) -> list[BucketResult]:
+    """Every bucket's task, in order: on the cluster, if there is one. With worker processes
+    and a bucket for each, whole buckets go to the workers (a body never leaves the process
+    that diffs it); else they run here one after the other, each diffing its many pairs in the
+    workers."""
+    results: list[BucketResult] = []
+    if cluster is not None:
+        for result in cluster.map_in_order(run_bucket, tasks):
+            results.append(result)
+            say(_bucket_line(result, len(tasks)))
+        return results
+    pool = readers.pool
+    if pool is not None and len(tasks) >= readers.workers:
+        futures = [pool.submit(run_bucket, task) for task in tasks]
+        for done in futures:
+            results.append(done.result())
+            say(_bucket_line(results[-1], len(tasks)))
+        return results
+    for task in tasks:
+        results.append(run_bucket(task, pool, readers.workers))
+        say(_bucket_line(results[-1], len(tasks)))
+    return results
+
+
+def _buckets(count: int) -> str:
+    return "in 1 bucket" if count == 1 else f"in {count} buckets"
+
+
+def _bucket_line(result: BucketResult, total: int) -> str:
+    paired = result.counts["primary"].paired
+    return f"bucket {result.bucket + 1}/{total}: {result.exchanges} exchanges, {paired} pairs"
+
+
+def _summed(all_counts: list[dict[str, SideCounts]]) -> dict[str, SideCounts]:
+    summed: dict[str, SideCounts] = {}
+    for counts in all_counts:
+        for side, c in counts.items():
+            before = summed.get(side, SideCounts(0, 0, 0, 0))
+            summed[side] = SideCounts(
+                before.records + c.records,
+                before.paired + c.paired,
+                before.orphaned + c.orphaned,
+                before.duplicates + c.duplicates,
+            )
+    return summed
+
+
+def _summed_outside(all_outside: list[dict[str, int]]) -> dict[str, int]:
+    summed: dict[str, int] = {}
+    for outside in all_outside:
+        for side, n in outside.items():
+            summed[side] = summed.get(side, 0) + n
+    return summed
 
 
 def _input_entry(report: InputReport) -> dict[str, Any]:

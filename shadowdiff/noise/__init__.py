@@ -23,6 +23,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from shadowdiff.diff.messages import captured
 from shadowdiff.diff.rules import DEFAULT as DEFAULT_RULES
 from shadowdiff.diff.rules import Rules
 from shadowdiff.noise import baseline, pooled, verdicts, volatile
@@ -30,7 +31,7 @@ from shadowdiff.noise.thresholds import DEFAULT, Thresholds
 from shadowdiff.noise.values import MACROS
 from shadowdiff.noise.verdicts import Mode
 
-__all__ = ["DEFAULT", "Thresholds", "detect"]
+__all__ = ["DEFAULT", "Thresholds", "detect", "judge"]
 
 
 def detect(
@@ -42,14 +43,26 @@ def detect(
     """Judge the differences in ``con``'s ``diffs`` table (updated in place) and return the
     ``noise`` table. ``exchanges`` is the normalized exchanges table, which holds the secondary
     side if there is one; ``rules`` are the run's rules, used to diff the secondary."""
+    secondary = baseline.has_secondary(exchanges)
+    if secondary:
+        baseline.prepare(con, exchanges, captured(exchanges, rules), rules)
+    return judge(con, secondary, thresholds, exchanges)
+
+
+def judge(
+    con: duckdb.DuckDBPyConnection,
+    secondary: bool,
+    thresholds: Thresholds = DEFAULT,
+    exchanges: pa.Table | str | None = None,
+) -> pa.Table:
+    """:func:`detect` once the baseline's tables are in ``con`` (``baseline_diffs`` and
+    ``baseline_pairs``, with a ``secondary`` side): a run diffs its buckets' secondaries as it
+    diffs their mirrors. ``exchanges``: the exchanges with their bodies, as a table or the name
+    of a view of ``con``."""
     con.execute(MACROS)
-    mode: Mode = "baseline" if baseline.has_secondary(exchanges) else "volatile"
+    mode: Mode = "baseline" if secondary else "volatile"
     listed = verdicts.rule_verdicts(con)
-    if mode == "baseline":
-        baseline.prepare(con, exchanges, rules)
-        judged = baseline.judge(con, thresholds)
-    else:
-        judged = volatile.judge(con, thresholds)
+    judged = baseline.judge(con, thresholds) if secondary else volatile.judge(con, thresholds)
     judged = pooled.pool(con, judged, mode, thresholds)
     verdicts.apply(con, judged, mode, exchanges)
     return verdicts.table([*listed, *verdicts.settle(con, judged, mode)])

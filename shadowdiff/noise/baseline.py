@@ -103,16 +103,19 @@ def has_secondary(exchanges: pa.Table) -> bool:
     return bool(pc.any(pc.equal(exchanges.column("side"), "secondary")).as_py())
 
 
-def prepare(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, rules: Rules) -> None:
+def prepare(
+    con: duckdb.DuckDBPyConnection, exchanges: pa.Table, compared: bool, rules: Rules
+) -> None:
     """Diff every primary × secondary pair the way primary × mirror pairs are diffed, into the
     tables ``baseline_diffs`` (``schema.DIFFS`` rows) and ``baseline_pairs`` (request_id,
-    endpoint, primary_status, secondary_status) of ``con``."""
+    endpoint, primary_status, secondary_status) of ``con``; ``compared``: whether the run's
+    exchanges hold anything the message diff compares."""
     side = duckdb.connect()
     try:
         side.register("exchanges_arrow", exchanges)
         side.execute(AS_MIRROR)
         pair(side)
-        message_diffs(side, exchanges, rules)
+        message_diffs(side, compared, rules)
         diffs = _arrow(
             side.sql(f"{status_diffs(side).sql_query()} UNION ALL SELECT * FROM message_diffs")
         )

@@ -153,12 +153,12 @@ def apply(
     con: duckdb.DuckDBPyConnection,
     verdicts: Sequence[Verdict],
     mode: Mode,
-    exchanges: pa.Table | None = None,
+    exchanges: pa.Table | str | None = None,
 ) -> None:
     """Set ``noise``/``noise_reason`` of every ``diffs`` row from ``verdicts`` (see the module
-    docstring); the rows keep their order. ``exchanges`` (the run's, with the response bodies)
-    tells the pairs without body rows whose bodies differ in bytes only; without it, headers
-    that follow the body stay real in those pairs."""
+    docstring); the rows keep their order. ``exchanges`` (the run's, with the response bodies:
+    a table, or the name of a view of ``con``) tells the pairs without body rows whose bodies
+    differ in bytes only; without it, headers that follow the body stay real in those pairs."""
     checks = pa.Table.from_pylist([_check_row(v) for v in verdicts], schema=_CHECKS)
     con.register("noise_checks_arrow", checks)
     con.execute("CREATE OR REPLACE TEMP TABLE noise_verdicts AS SELECT * FROM noise_checks_arrow")
@@ -200,7 +200,9 @@ def apply(
         _follow_equal_bodies(con, exchanges, mode)
 
 
-def _follow_equal_bodies(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, mode: Mode) -> None:
+def _follow_equal_bodies(
+    con: duckdb.DuckDBPyConnection, exchanges: pa.Table | str, mode: Mode
+) -> None:
     """Headers that follow the body, in pairs without body rows whose bodies were captured
     whole and differ in their bytes: noise (the body is equal by meaning)."""
     names = ", ".join(f"'{n}'" for n in sorted(FOLLOWS_BODY))
@@ -213,7 +215,11 @@ def _follow_equal_bodies(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, mo
     [(count,)] = con.sql(f"SELECT count(*) FROM ({lonely})").fetchall()
     if not count:
         return
-    con.register("noise_exchanges_arrow", exchanges.select(_BODY_COLUMNS))
+    if isinstance(exchanges, str):
+        source = exchanges
+    else:
+        source = "noise_exchanges_arrow"
+        con.register(source, exchanges.select(_BODY_COLUMNS))
     try:
         con.execute(
             f"""
@@ -222,9 +228,9 @@ def _follow_equal_bodies(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, mo
             WHERE part = 'header' AND pattern IN ({names}) AND NOT noise
                   AND request_id IN (
                       SELECT l.request_id FROM ({lonely}) l
-                      JOIN noise_exchanges_arrow p
+                      JOIN {source} p
                            ON p.request_id = l.request_id AND p.side = 'primary'
-                      JOIN noise_exchanges_arrow m
+                      JOIN {source} m
                            ON m.request_id = l.request_id AND m.side = 'mirror'
                       WHERE p.response_body IS NOT NULL AND m.response_body IS NOT NULL
                             AND NOT coalesce(p.response_body_truncated, p.body_truncated, false)
@@ -233,7 +239,8 @@ def _follow_equal_bodies(con: duckdb.DuckDBPyConnection, exchanges: pa.Table, mo
             """
         )
     finally:
-        con.unregister("noise_exchanges_arrow")
+        if not isinstance(exchanges, str):
+            con.unregister(source)
 
 
 _BODY_COLUMNS = [

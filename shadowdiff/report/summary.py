@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shadowdiff import query, store, window
+from shadowdiff import query, schema, store, window
 
 TOP_ENDPOINTS = 8
 TOP_PATTERNS = 12
@@ -27,14 +27,25 @@ def summary(run_dir: Path) -> str:
         lines += _rejects(con, manifest)
         lines += [
             "",
-            f"Tables: {', '.join(sorted(p.stem for p in run_dir.glob('*.parquet')))} "
-            f"(Parquet) and manifest.json in {run_dir}/",
+            f"Tables: {_tables(run_dir)} (Parquet) and manifest.json in {run_dir}/",
             f'Query them: shadowdiff sql {run_dir} "SELECT * FROM pairs WHERE outcome = '
             "'diverged' LIMIT 10\"",
         ]
     finally:
         con.close()
     return "\n".join(lines)
+
+
+def _tables(run_dir: Path) -> str:
+    """The run's tables, a table written in parts with their count."""
+    shown = []
+    for name in sorted(schema.TABLES):
+        files = store.table_files(run_dir, name)
+        if len(files) > 1:
+            shown.append(f"{name} ({len(files)} parts in {name}/)")
+        elif files:
+            shown.append(name)
+    return ", ".join(shown)
 
 
 def _inputs(manifest: dict[str, Any]) -> list[str]:

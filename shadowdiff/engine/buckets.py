@@ -1,0 +1,141 @@
+"""Request-id hash buckets on disk: what lets a run's memory depend on a bucket, not the window.
+
+Collecting writes each piece it reads (a chunk of tap files, a piece of a log) into the buckets
+of the run's working area, one Arrow file per piece and bucket; a bucket is then read back
+whole, and paired and diffed on its own (:mod:`shadowdiff.engine.tasks`). Every record of a
+request id (or, pairing by fingerprint, of a fingerprint) lands in the same bucket, so what a
+bucket finds is exactly what the whole window would find for those ids.
+
+Decisions:
+
+- **The spill is Arrow IPC, compressed with lz4,** not Parquet: it is written once and read
+  once, by this engine, and Parquet's encoding would be paid again when the bucket's exchanges
+  are written to the run. lz4 keeps the bytes small for a shared filesystem (a Dask cluster's)
+  at a cost per byte far below zstd's.
+- **Names are the piece's, so writing is idempotent:** a collecting task that is retried writes
+  the same files again (atomically: temporary name, then rename), never a second copy.
+- **The bucket of a row** is DuckDB's ``hash`` of its key modulo the bucket count; the key is
+  the request id, or what ``fingerprint`` hashes (method, path with query, request body).
+- **How many buckets:** one per ``BUCKET_INPUT_BYTES`` of input (a bucket of JSON access logs
+  is then ~350k records, of tap traces with 4 KB bodies ~30k exchanges), unless the run names
+  a count (``--buckets``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shadowdiff import db, schema
+
+SPILL_DIR = "buckets"
+BUCKET_INPUT_BYTES = 256 * 1024 * 1024
+MAX_BUCKETS = 4096
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def bucket_count(input_bytes: int, requested: int | None = None) -> int:
+    """The run's bucket count: ``requested``, else one per ``BUCKET_INPUT_BYTES`` of input."""
+    if requested is not None:
+        return max(1, min(requested, MAX_BUCKETS))
+    return max(1, min(-(-input_bytes // BUCKET_INPUT_BYTES), MAX_BUCKETS))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run's buckets are (``root``, a path every task can open) and how rows are sent
+    to them. Small and plain: it travels to worker processes with every task."""
+
+    root: str
+    count: int
+    by_fingerprint: bool = False
+
+    def directory(self, bucket: int) -> Path:
+        return Path(self.root) / f"b{bucket:04d}"
+
+    def key_sql(self) -> str:
+        if self.by_fingerprint:
+            return "hash(method, coalesce(path, ''), request_body)"
+        return "hash(request_id)"
+
+    def create(self) -> None:
+        for bucket in range(self.count):
+            self.directory(bucket).mkdir(parents=True, exist_ok=True)
+
+
+@functools.cache
+def _database() -> duckdb.DuckDBPyConnection:
+    return db.connect()
+
+
+def assign(table: pa.Table, layout: Layout) -> pa.Array:
+    """The bucket of every row of ``table``, in row order (uint64)."""
+    if layout.count == 1:
+        return pa.array([0] * table.num_rows, pa.uint64())
+    columns = ["method", "path", "request_body"] if layout.by_fingerprint else ["request_id"]
+    con = _database().cursor()
+    try:
+        con.register("keyed", table.select(columns))
+        query = f"SELECT ({layout.key_sql()}) % {layout.count} AS bucket FROM keyed"
+        return con.sql(query).to_arrow_table().column("bucket").combine_chunks()
+    finally:
+        con.close()
+
+
+def spill(table: pa.Table, layout: Layout, piece: str) -> list[int]:
+    """Write the rows of ``table`` to their buckets as the files ``piece.arrow``; return the
+    buckets written to."""
+    if table.num_rows == 0:
+        return []
+    table = schema.conform(table)
+    if layout.count == 1:
+        _write(layout.directory(0) / f"{piece}.arrow", table)
+        return [0]
+    buckets = assign(table, layout)
+    order = pc.sort_indices(buckets)
+    counts = pc.value_counts(buckets).to_pylist()
+    ordered = table.take(order)
+    start = 0
+    written = []
+    for found in sorted(counts, key=lambda c: c["values"]):
+        bucket, rows = int(found["values"]), int(found["counts"])
+        _write(layout.directory(bucket) / f"{piece}.arrow", ordered.slice(start, rows))
+        written.append(bucket)
+        start += rows
+    return written
+
+
+def _write(target: Path, table: pa.Table) -> None:
+    temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        with (
+            pa.OSFile(str(temp), "wb") as sink,
+            pa.ipc.new_file(sink, table.schema, options=_IPC) as w,
+        ):
+            w.write_table(table)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def read(layout: Layout, bucket: int) -> pa.Table:
+    """Every row spilled to ``bucket``, in piece order (the pieces' names sort in input order)."""
+    files = sorted(layout.directory(bucket).glob("*.arrow"))
+    tables = [pa.ipc.open_file(pa.memory_map(str(path))).read_all() for path in files]
+    if not tables:
+        return schema.empty(schema.EXCHANGES)
+    return schema.conform(pa.concat_tables(tables, promote_options="permissive"))
+
+
+def discard(layout: Layout, bucket: int) -> None:
+    """Remove a bucket's spilled files once its exchanges are written to the run."""
+    for path in layout.directory(bucket).glob("*.arrow"):
+        path.unlink(missing_ok=True)

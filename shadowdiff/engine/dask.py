@@ -1,0 +1,95 @@
+"""The Dask engine: a run's tasks on a ``dask.distributed`` cluster.
+
+The same tasks as the local engine's (:mod:`~shadowdiff.engine.tasks`), submitted to a
+cluster: every input (a chunk of a tap directory, a log read on its own) is read, normalized
+and spilled into the buckets by a worker; every bucket is paired and diffed by a worker; the
+window-wide stages then run here, over the parts the workers wrote. So the workers and this
+process must see the same files: the inputs at the paths given, and the run's ``--out``
+directory, on a filesystem that every worker mounts.
+
+- **Cluster.** ``--scheduler ADDRESS`` connects to a running cluster; without one, a
+  ``LocalCluster`` of one single-threaded worker process per core starts for the run, on the
+  loopback address (its dashboard, when ``bokeh`` is installed, on a free port), and stops
+  with it.
+- **Failures.** A task whose worker dies is run again by the scheduler (``RETRIES`` more times
+  for a task that raises): a task writes only files named by its piece or bucket, so a second
+  attempt replaces the first one's files and the figures still balance. An input a worker
+  cannot read ends the run with the worker's own message (its ``InputError`` travels back),
+  not a hang.
+- **Progress.** A line per input and per bucket, as the tasks finish, and the dashboard's
+  address when there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from shadowdiff.engine.collection import cores
+from shadowdiff.errors import ConfigError
+
+RETRIES = 2
+Progress = Callable[[str], None]
+
+
+class Cluster:
+    """A client of the run's cluster: the one at ``scheduler``, or a ``LocalCluster``."""
+
+    def __init__(self, scheduler: str | None, say: Progress) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as e:
+            raise ConfigError(
+                "--engine dask needs Dask's distributed scheduler: "
+                "pip install 'dask[distributed]' (or shadowdiff[dask])."
+            ) from e
+        self._local: Any = None
+        if scheduler is None:
+            self._local = LocalCluster(
+                n_workers=cores(),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                silence_logs=50,  # CRITICAL only: the run draws its own progress
+            )
+            self.client = Client(self._local)
+        else:
+            try:
+                self.client = Client(scheduler, timeout="30s")
+            except OSError as e:
+                raise ConfigError(
+                    f"--scheduler {scheduler}: cannot reach the Dask scheduler ({e})."
+                ) from e
+        info = self.client.scheduler_info()
+        self.address = str(info.get("address", scheduler or "a LocalCluster"))
+        workers = info.get("workers", {})
+        self.workers = max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        dashboard = self._local is None or importlib.util.find_spec("bokeh") is not None
+        where = f"; dashboard {self.client.dashboard_link}" if dashboard else ""
+        say(f"dask: {len(workers)} workers, {self.workers} threads at {self.address}{where}")
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as a task: its future, whose ``result()`` raises what the task raised."""
+        return self.client.submit(fn, *args, pure=False, retries=RETRIES)
+
+    def map_in_order(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        """``fn`` over ``items`` on the cluster, the results in the items' order."""
+        futures = [self.submit(fn, item) for item in items]
+        for future in futures:
+            yield future.result()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self._local is not None:
+            with contextlib.suppress(Exception):
+                self._local.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,54 @@
+"""The stages that need the whole window, over what every bucket left: noise verdicts, the
+pairs' outcomes, the edges of the window, latency.
+
+Each bucket wrote its ``pairs_base``, ``diffs``, ``notes``, duplicate ids and (with a secondary
+side) the baseline's tables as Parquet parts (:mod:`~shadowdiff.engine.tasks`), and its
+exchanges as a part of the run's ``exchanges`` table. Here they are DuckDB tables and views of
+one connection again, named as the stages have always read them, so every verdict and
+quantile is computed over the whole window exactly as before: the noise statistics are
+DuckDB's aggregates over every bucket's differences (counts and sums, never a sample), the
+latency quantiles come from every pair's stored durations. DuckDB keeps within
+``MEMORY_LIMIT`` and spills to the run's working area beyond it, so these stages hold no more
+than that whatever the window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from shadowdiff import db, store
+from shadowdiff.engine.tasks import PARTS, PARTS_DIR
+
+MEMORY_LIMIT = "1GB"
+SPILL_DIR = "duckdb-spill"
+# The columns ``unique_exchanges`` has (pair.UNIQUE_EXCHANGES).
+UNIQUE_COLUMNS = "request_id, side, endpoint, method, path, status, duration_ms"
+
+
+def connect(work: Path, secondary: bool) -> duckdb.DuckDBPyConnection:
+    """A connection with the run's tables as the stages know them: the view ``exchanges``
+    over the written parts, the tables of every bucket's parts, and ``unique_exchanges``."""
+    con = db.connect()
+    spill = work / SPILL_DIR
+    spill.mkdir(exist_ok=True)
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET temp_directory = {db.literal(str(spill))}")
+    con.execute(f"CREATE TEMP VIEW exchanges AS SELECT * FROM {_files(work, 'exchanges')}")
+    for name in PARTS:
+        if name.startswith("baseline_") and not secondary:
+            continue
+        source = f"read_parquet({db.literal(str(work / PARTS_DIR / name / '*.parquet'))}, "
+        source += "union_by_name = true)"
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {source}")
+    con.execute(
+        f"CREATE TEMP VIEW unique_exchanges AS SELECT {UNIQUE_COLUMNS} FROM exchanges "
+        "ANTI JOIN duplicates USING (request_id)"
+    )
+    return con
+
+
+def _files(work: Path, name: str) -> str:
+    paths = ", ".join(db.literal(str(p)) for p in store.table_files(work, name))
+    return f"read_parquet([{paths}])"
