@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import pytest
 import shadowdiff
 
 ROOT = Path(__file__).resolve().parents[1]
+# The benchmarks' corpus generators (benchmarks/noise.py) are test data too.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,182 @@
+"""The Dask engine on a real ``LocalCluster`` of two worker processes (loopback only, ports
+chosen by the system): its tables are the local engine's, a worker killed in the middle of a
+bucket costs a retry and nothing else, and an input a worker cannot read ends the run with the
+worker's message."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from click.testing import CliRunner
+
+import shadowdiff
+from benchmarks import noise as noise_corpus
+from shadowdiff.cli import main
+from shadowdiff.errors import InputError
+from shadowdiff.testing.compare import differences
+
+distributed = pytest.importorskip("distributed")
+
+# The plugins below travel to the workers by value: this module is not importable there.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(autouse=True)
+def one_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same redaction key in every run here (the workers get it with their tasks)."""
+    monkeypatch.setattr("shadowdiff.redact.secrets.token_bytes", lambda n: b"k" * n)
+
+
+@pytest.fixture
+def cluster() -> Iterator[distributed.LocalCluster]:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    noise_corpus.generate(root, 1500, corpus="hard")
+    return root
+
+
+def inputs(corpus: Path) -> dict[str, list[str]]:
+    return {side: [str(corpus / f"{side}.json")] for side in ("primary", "mirror", "secondary")}
+
+
+def test_the_dask_engine_writes_what_the_local_engine_writes(
+    corpus: Path, cluster: distributed.LocalCluster, tmp_path: Path
+) -> None:
+    local = shadowdiff.run(out=tmp_path / "local", buckets=8, **inputs(corpus))
+    on_dask = shadowdiff.run(
+        out=tmp_path / "dask",
+        engine="dask",
+        scheduler=cluster.scheduler_address,
+        buckets=8,
+        **inputs(corpus),
+    )
+    assert on_dask.manifest["engine"] == {
+        "name": "dask",
+        "buckets": 8,
+        "scheduler": cluster.scheduler_address,
+    }
+    assert differences(local.out, on_dask.out) == []
+    assert local.manifest["pairs"] == 1500
+
+
+class KillOnce(distributed.WorkerPlugin):  # type: ignore[misc]
+    """Kills its worker process the first time any worker starts a bucket's task (a marker
+    file tells the others it happened)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def setup(self, worker: distributed.Worker) -> None:
+        self.worker = worker
+
+    def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
+        if finish == "executing" and "run_bucket" in str(key):
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.close(fd)
+            os._exit(1)
+
+
+def test_a_worker_killed_during_a_bucket_costs_a_retry(
+    corpus: Path, cluster: distributed.LocalCluster, tmp_path: Path
+) -> None:
+    marker = tmp_path / "killed"
+    with distributed.Client(cluster) as client:
+        client.register_plugin(KillOnce(str(marker)), name="kill-once")
+        on_dask = shadowdiff.run(
+            out=tmp_path / "dask",
+            engine="dask",
+            scheduler=cluster.scheduler_address,
+            buckets=6,
+            **inputs(corpus),
+        )
+    assert marker.exists()  # a worker did die in a bucket task
+    local = shadowdiff.run(out=tmp_path / "local", buckets=6, **inputs(corpus))
+    assert differences(local.out, on_dask.out) == []
+    figures = on_dask.manifest["conservation"]
+    assert figures["primary"]["read"] == 1500 == figures["primary"]["paired"]
+
+
+class ElsewhereCwd(distributed.WorkerPlugin):  # type: ignore[misc]
+    """Runs the worker in another directory: a relative input path names nothing there, as
+    a path on a disk the workers do not mount."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def setup(self, worker: distributed.Worker) -> None:
+        os.chdir(self.where)
+
+
+def test_an_input_a_worker_cannot_read_fails_the_run_with_its_message(
+    corpus: Path,
+    cluster: distributed.LocalCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with distributed.Client(cluster) as client:
+        client.register_plugin(ElsewhereCwd(str(elsewhere)), name="elsewhere")
+        monkeypatch.chdir(corpus)
+        with pytest.raises(InputError, match=r"primary\.json: cannot open \(No such file"):
+            shadowdiff.run(
+                out=tmp_path / "dask",
+                engine="dask",
+                scheduler=cluster.scheduler_address,
+                primary=["primary.json"],
+                mirror=["mirror.json"],
+            )
+    assert not (tmp_path / "dask").exists()  # nothing half-written in its place
+
+
+def test_engine_dask_starts_a_local_cluster_when_given_no_scheduler(
+    corpus: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--engine",
+            "dask",
+            "--buckets",
+            "4",
+            "--primary",
+            str(corpus / "primary.json"),
+            "--mirror",
+            str(corpus / "mirror.json"),
+            "--out",
+            str(tmp_path / "dask"),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = shadowdiff.store.read_manifest(tmp_path / "dask")
+    assert manifest["engine"]["name"] == "dask"
+    assert manifest["engine"]["scheduler"].startswith("tcp://127.0.0.1:")
+    local = shadowdiff.run(
+        out=tmp_path / "local",
+        buckets=4,
+        primary=[str(corpus / "primary.json")],
+        mirror=[str(corpus / "mirror.json")],
+    )
+    assert differences(local.out, tmp_path / "dask") == []

@@ -1,0 +1,178 @@
+"""The bucketed engine: a run's tables are the same whatever the bucket count, and a large log
+read in pieces gives what it gives read whole."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import shadowdiff
+from benchmarks import noise as noise_corpus
+from shadowdiff.collect import pieces
+from shadowdiff.engine import buckets, collection
+from shadowdiff.testing.compare import differences
+from test_collection import tap_window
+from test_engine import write_corpus
+from test_fingerprint import log
+from test_window import line
+
+
+@pytest.fixture(autouse=True)
+def one_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same redaction key in every run here, so that runs can be compared tag for tag."""
+    monkeypatch.setattr("shadowdiff.redact.secrets.token_bytes", lambda n: b"k" * n)
+
+
+def run(out: Path, count: int | None, **inputs: object) -> dict[str, object]:
+    result = shadowdiff.run(out=out, buckets=count, **inputs)  # type: ignore[arg-type]
+    return result.manifest
+
+
+def same_for_1_and_16_buckets(tmp_path: Path, **inputs: object) -> dict[str, object]:
+    one = run(tmp_path / "one", 1, **inputs)
+    many = run(tmp_path / "many", 16, **inputs)
+    assert one["engine"] == {"name": "local", "buckets": 1}
+    assert many["engine"] == {"name": "local", "buckets": 16}
+    assert (tmp_path / "one" / "exchanges.parquet").is_file()
+    assert len(list((tmp_path / "many" / "exchanges").glob("part-*.parquet"))) == 16
+    assert differences(tmp_path / "one", tmp_path / "many") == []
+    return many
+
+
+def test_noise_with_a_secondary_is_judged_the_same_in_16_buckets(tmp_path: Path) -> None:
+    """Bodies, headers, a secondary side and the hard corpus's noise: the verdicts come from
+    statistics over every bucket, so no bucket count changes one."""
+    data = tmp_path / "corpus"
+    noise_corpus.generate(data, 1200, corpus="hard")
+    manifest = same_for_1_and_16_buckets(
+        tmp_path,
+        primary=[str(data / "primary.json")],
+        mirror=[str(data / "mirror.json")],
+        secondary=[str(data / "secondary.json")],
+    )
+    assert manifest["pairs"] == 1200
+    con = shadowdiff.open(tmp_path / "many")
+    verdicts = dict(con.sql("SELECT verdict, count(*) FROM noise GROUP BY 1").fetchall())
+    assert verdicts.get("noise", 0) > 10 and verdicts.get("real", 0) > 5
+
+
+def test_bad_lines_duplicates_and_orphans_in_16_buckets(tmp_path: Path) -> None:
+    primary, mirror = write_corpus(tmp_path)
+    manifest = same_for_1_and_16_buckets(
+        tmp_path, primary=[str(p) for p in primary], mirror=[str(m) for m in mirror]
+    )
+    conservation = manifest["conservation"]
+    assert isinstance(conservation, dict)
+    assert conservation["primary"]["duplicates"] == 1
+    assert conservation["mirror"]["duplicates"] == 2
+
+
+def test_fingerprint_pairing_in_16_buckets(tmp_path: Path) -> None:
+    primary = [(i * 2000.0, f"/api/items/{i % 5}", 200) for i in range(40)]
+    primary += [(100_000, "/api/dup", 200), (100_050, "/api/dup", 200)]  # ambiguous
+    mirror = [(ms + 7, p, 500 if p == "/api/items/3" else s) for ms, p, s in primary[:-1]]
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[pairing]\nby = "fingerprint"\nmax_skew_ms = 500\n')
+    manifest = same_for_1_and_16_buckets(
+        tmp_path,
+        primary=[str(log(tmp_path / "p.log", primary))],
+        mirror=[str(log(tmp_path / "m.log", mirror))],
+        rules=str(rules),
+    )
+    conservation = manifest["conservation"]
+    assert isinstance(conservation, dict)
+    assert conservation["primary"]["paired"] == 40 and conservation["primary"]["orphaned"] == 2
+
+
+def test_a_time_window_in_16_buckets(tmp_path: Path) -> None:
+    """--since/--until keep the mirror's copies of the primary's requests inside: each copy is
+    in its request's bucket."""
+    p, m = tmp_path / "p.log", tmp_path / "m.log"
+    p.write_text("".join(line(i, i * 100.0) + "\n" for i in range(300)))
+    # The mirror's copies arrive 900 ms late: outside the window's skew at its end.
+    m.write_text("".join(line(i, i * 100.0 + 900, status=200 + (i % 3)) + "\n" for i in range(300)))
+    manifest = same_for_1_and_16_buckets(
+        tmp_path,
+        primary=[str(p)],
+        mirror=[str(m)],
+        since="2026-11-28T10:00:05Z",
+        until="2026-11-28T10:00:20Z",
+    )
+    conservation = manifest["conservation"]
+    assert isinstance(conservation, dict)
+    assert conservation["primary"]["outside_window"] == 150
+    assert conservation["mirror"]["paired"] == 150
+
+
+def test_tap_directories_read_by_workers_in_16_buckets(tmp_path: Path) -> None:
+    """Chunks read and prepared in worker processes, and whole buckets diffed there."""
+    primary, mirror = tap_window(tmp_path, 2 * collection.MIN_CHUNK_FILES + 345)
+    (primary / "tap_0000007.json").write_text("not a trace\n")
+    manifest = same_for_1_and_16_buckets(tmp_path, primary=[str(primary)], mirror=[str(mirror)])
+    conservation = manifest["conservation"]
+    assert isinstance(conservation, dict)
+    assert conservation["primary"]["rejected"] == 1
+
+
+def test_a_log_read_in_pieces_gives_what_it_gives_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut every few kilobytes: locations and rejects keep the log's line numbers, blank lines
+    and bad lines are counted as in one piece."""
+    p, m = tmp_path / "p.log", tmp_path / "m.log"
+    lines = []
+    for i in range(400):
+        lines.append(line(i, i * 10.0))
+        if i % 37 == 0:
+            lines.append("")
+        if i % 53 == 0:
+            lines.append('{"broken": ')
+    p.write_text("\n".join(lines) + "\n")
+    m.write_text("".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(400)))
+    inputs = {"primary": [str(p)], "mirror": [str(m)]}
+    whole = run(tmp_path / "whole", None, **inputs)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 4096)
+    cut = run(tmp_path / "cut", None, **inputs)
+    assert differences(tmp_path / "whole", tmp_path / "cut") == []
+    assert whole["conservation"] == cut["conservation"]
+    con = shadowdiff.open(tmp_path / "cut")
+    located = con.sql("SELECT location FROM rejects ORDER BY 1").fetchall()
+    assert len(located) == 8 and all(loc.startswith(f"{p}:") for (loc,) in located)
+
+
+def test_pieces_cut_at_line_ends_and_count_the_lines(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    text = "".join(f"line {i} {'x' * (i % 50)}\n" for i in range(2000))
+    path.write_text(text)
+    source = shadowdiff.collect.base.Input(path)
+    seen = []
+    for piece in pieces.pieces(source, tmp_path / "scratch", piece_bytes=5000):
+        data = piece.source.path.read_text()
+        assert data.endswith("\n") and piece.source.name == str(path)
+        seen.append((piece.lines_before, data))
+    assert len(seen) > 10
+    assert "".join(data for _, data in seen) == text
+    for (before, data), (after, _) in zip(seen, seen[1:], strict=False):
+        assert after == before + data.count("\n")
+    assert not list((tmp_path / "scratch").iterdir())  # each piece removed once read
+
+
+def test_the_working_area_is_gone_after_a_run(tmp_path: Path) -> None:
+    primary, mirror = write_corpus(tmp_path)
+    out = tmp_path / "out"
+    run(out, 8, primary=[str(x) for x in primary], mirror=[str(x) for x in mirror])
+    names = sorted(p.name for p in out.iterdir())
+    assert buckets.SPILL_DIR not in names and "parts" not in names
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.run-")]
+    shutil.rmtree(out)
+
+
+def test_bucket_count_follows_the_input_size() -> None:
+    assert buckets.bucket_count(0) == 1
+    assert buckets.bucket_count(buckets.BUCKET_INPUT_BYTES) == 1
+    assert buckets.bucket_count(buckets.BUCKET_INPUT_BYTES + 1) == 2
+    assert buckets.bucket_count(10**15) == buckets.MAX_BUCKETS
+    assert buckets.bucket_count(10**12, requested=3) == 3
