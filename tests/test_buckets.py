@@ -8,16 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_collection import tap_window
+from test_engine import write_corpus
+from test_fingerprint import log
+from test_window import line
 
 import shadowdiff
 from benchmarks import noise as noise_corpus
 from shadowdiff.collect import pieces
 from shadowdiff.engine import buckets, collection
 from shadowdiff.testing.compare import differences
-from test_collection import tap_window
-from test_engine import write_corpus
-from test_fingerprint import log
-from test_window import line
 
 
 @pytest.fixture(autouse=True)
