@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 import duckdb
 
 
@@ -18,3 +21,16 @@ def connect() -> duckdb.DuckDBPyConnection:
 def literal(text: str) -> str:
     """``text`` as a SQL string literal (single quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def cursor() -> duckdb.DuckDBPyConnection:
+    """A connection of its own (its temporary tables are its own; safe from any thread) on
+    this process's shared in-memory database: opening a database costs ~20 ms, a cursor on a
+    shared one well under 1 ms. Per process id, so that a forked worker never uses a database
+    it inherited (whose threads did not come with it)."""
+    return _shared(os.getpid()).cursor()
+
+
+@functools.cache
+def _shared(pid: int) -> duckdb.DuckDBPyConnection:
+    return connect()

@@ -43,7 +43,7 @@ def assign(exchanges: pa.Table, sides: pa.ChunkedArray | pa.Array, max_skew_ms: 
             "own_id": exchanges.column("request_id"),
         }
     )
-    con = db.connect()
+    con = db.cursor()
     try:
         con.register("requests", table)
         result = con.sql(_query(max_skew_ms)).to_arrow_table()

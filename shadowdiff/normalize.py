@@ -55,7 +55,7 @@ def normalize(
     fingerprints).
     """
     redacted = [c for c in HEADER_COLUMNS if _holds(exchanges.column(c), config.redact_headers)]
-    con = db.connect()
+    con = db.cursor()
     try:
         con.register("collected", exchanges)
         estimate = con.sql("SELECT approx_count_distinct(path) FROM collected").fetchall()[0][0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,21 +106,43 @@ def copy_query(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Path
     return target
 
 
+def write_batches(out: Path, name: str, tables: Iterable[pa.Table]) -> Path:
+    """Write table ``name`` as ``out/name.parquet`` from ``tables`` (its rows in pieces, each
+    written as it comes: the whole table is never in memory), atomically."""
+    target = out / f"{name}.parquet"
+    table_schema = _stamped(schema.empty(schema.TABLES[name])).schema
+
+    def write(path: str) -> None:
+        with pq.ParquetWriter(path, table_schema, **_options(table_schema.names)) as writer:
+            for table in tables:
+                writer.write_table(_stamped(schema.conform(table, schema.TABLES[name])))
+
+    _atomic(target, write)
+    return target
+
+
 def _write(target: Path, name: str, table: pa.Table) -> Path:
-    table = schema.conform(table, schema.TABLES[name])
+    table = _stamped(schema.conform(table, schema.TABLES[name]))
+    options = _options(table.column_names)
+    _atomic(target, lambda path: pq.write_table(table, path, **options))
+    return target
+
+
+def _stamped(table: pa.Table) -> pa.Table:
+    """``table`` with the schema version in its metadata."""
     metadata = dict(table.schema.metadata or {})
     metadata[METADATA_KEY] = schema.SCHEMA_VERSION.encode()
-    table = table.replace_schema_metadata(metadata)
-    columns = table.column_names
-    options = {
+    return table.replace_schema_metadata(metadata)
+
+
+def _options(columns: list[str]) -> dict[str, Any]:
+    return {
         "compression": "zstd",
         "compression_level": ZSTD_LEVEL,
         "use_dictionary": [c for c in columns if c not in NO_DICTIONARY],
         "write_statistics": [c for c in columns if c not in NO_STATISTICS],
         "column_encoding": {c: e for c, e in ENCODINGS.items() if c in columns},
     }
-    _atomic(target, lambda path: pq.write_table(table, path, **options))
-    return target
 
 
 def finish(out: Path, manifest: Mapping[str, Any]) -> Path:

@@ -22,6 +22,9 @@ class Input:
     # The name shown for it, when what is read is another file (a plain copy of a compressed
     # input, the descriptor of a rotated one): locations and rejects name the original.
     shown: str | None = None
+    # How many lines the file holds, when that is known before it is read (a piece of a log,
+    # counted as it was cut): the line readers' check then need not count them again.
+    lines: int | None = None
 
     @property
     def name(self) -> str:

@@ -84,6 +84,8 @@ def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
 def count_lines(source: Input, kind: str | None) -> int | None:
     """Lines in the (decompressed) file, blank ones and an unterminated last one included, as
     read_json counts them: only "\\n" ends a line. None when the file cannot be read."""
+    if source.lines is not None:
+        return source.lines
     try:
         if kind is None:
             return _count_mapped(source)

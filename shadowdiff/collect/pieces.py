@@ -1,19 +1,21 @@
 """A large log read piece by piece, so that collecting it holds one piece at a time.
 
 The line collectors read a file whole (DuckDB parses it in one query, over every core), and
-their memory grows with the file: a 740 MB JSON log of a million lines took ~0.9 GB to read.
-A log larger than ``PIECE_BYTES`` is therefore cut, at line ends, into plain files of about that
+their memory grows with the file: a log of tens of gigabytes would not fit. A log larger than ``PIECE_BYTES`` is therefore cut, at line ends, into plain files of about that
 size in the run's scratch directory, one after the other, each read by the collector as if it
 were the log and removed once read. Each piece is named as the log (``Input.shown``), and
 :func:`place` moves the line numbers of its locations and rejects by the lines before it, so a
 run cut into pieces writes exactly what a run over the whole file writes.
 
-The copy is a single pass in large blocks that also counts the lines: about a third of a second
-per gigabyte here, against the memory of the whole file.
+The kernel copies each piece (``copy_file_range``: no pass through Python); its lines are
+counted once, and the piece carries the count (``Input.lines``), so the line readers' own check
+need not count them again. The copy costs about a second per gigabyte here (more when the
+page cache is cold), paid only by logs larger than a piece.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff.collect.base import Input
-from shadowdiff.collect.lines import compression_of, open_input
+from shadowdiff.collect.lines import compression_of, count_lines
 
-PIECE_BYTES = 128 * 1024 * 1024
-BLOCK = 4 * 1024 * 1024
+PIECE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,39 +50,40 @@ def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iter
         return
     scratch.mkdir(parents=True, exist_ok=True)
     lines_before = 0
-    with open_input(source) as stream:
-        for number in range(size // piece_bytes + 2):
+    with open(source.path, "rb") as log:
+        start = 0
+        for number, end in enumerate(_cuts(log, size, piece_bytes)):
             path = scratch / f"piece-{number:05d}.log"
-            lines, written = _copy_piece(stream, path, piece_bytes)
-            if written == 0:
-                path.unlink(missing_ok=True)
-                return
+            _copy_range(log, path, start, end)
             try:
-                yield Piece(Input(path, source.side, shown=source.name), lines_before)
+                lines = count_lines(Input(path), None)
+                yield Piece(Input(path, source.side, source.name, lines), lines_before)
             finally:
                 path.unlink(missing_ok=True)
-            lines_before += lines
+            lines_before += lines or 0  # only the last piece may end without a newline
+            start = end
 
 
-def _copy_piece(stream: BinaryIO, path: Path, piece_bytes: int) -> tuple[int, int]:
-    """Copy about ``piece_bytes`` of ``stream`` to ``path``, to the end of a line; return the
-    lines (newlines) and bytes copied."""
-    lines = written = 0
-    block = b""
+def _cuts(log: BinaryIO, size: int, piece_bytes: int) -> Iterator[int]:
+    """Where the pieces end: after the first newline at or past each ``piece_bytes``."""
+    start = 0
+    while start < size:
+        end = min(start + piece_bytes, size)
+        if end < size:
+            log.seek(end - 1)
+            end += len(log.readline()) - 1  # to the end of the line the cut fell in
+        yield end
+        start = end
+
+
+def _copy_range(log: BinaryIO, path: Path, start: int, end: int) -> None:
+    """Bytes ``start`` to ``end`` of ``log`` into a new file, copied by the kernel."""
     with open(path, "wb") as out:
-        while written < piece_bytes:
-            block = stream.read(min(BLOCK, piece_bytes - written))
-            if not block:
-                return lines, written
-            out.write(block)
-            lines += block.count(b"\n")
-            written += len(block)
-        if not block.endswith(b"\n"):
-            rest = stream.readline()  # the rest of the line the block ended in
-            out.write(rest)
-            lines += rest.count(b"\n")
-            written += len(rest)
-    return lines, written
+        while start < end:
+            copied = os.copy_file_range(log.fileno(), out.fileno(), end - start, start)
+            if copied == 0:
+                raise OSError(f"{path}: the copy stopped at byte {start}")
+            start += copied
 
 
 def place(table: pa.Table, piece: Piece) -> pa.Table:

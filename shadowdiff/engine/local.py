@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shadowdiff import __version__, schema, store, window
 from shadowdiff.collect.base import Input, InputReport, Options
@@ -181,8 +180,7 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
             with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
                 noise = judge_noise(con, collected.prepared.secondary, config.noise, "exchanges")
             with _timed(timings, "outcomes"):
-                pairs = _table(finish_pairs(con))
-                con.register("pairs_outcomes", pairs)
+                con.execute(f"CREATE TEMP TABLE pairs_outcomes AS {finish_pairs(con).sql_query()}")
                 edges = window.edge_orphans(con, config.max_skew_ms)
                 mirroring = window.mirroring(
                     con,
@@ -191,10 +189,14 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
                     outside,
                     window.mirrored_writes(con, config.safety_writes),
                 )
-                pairs = window.note_edges(pairs, edges)
-                write("pairs", pairs)
-                write("diffs", _table(con.sql("SELECT * FROM diffs")))
+                outcomes = merged.outcomes(con)
                 write("latency", _table(latency(con)))
+            # Streamed from DuckDB to Parquet a batch at a time: the window's pairs and
+            # differences never sit in memory whole.
+            with _timed(timings, "write"):
+                pairs = con.sql("SELECT * FROM pairs_outcomes")
+                store.write_batches(work, "pairs", merged.batches(pairs, edges))
+                store.write_batches(work, "diffs", merged.batches(con.sql("SELECT * FROM diffs")))
         finally:
             con.close()
         shutil.rmtree(work / merged.SPILL_DIR, ignore_errors=True)
@@ -213,7 +215,7 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
                 table_written.result()
-        manifest = _manifest(config, started, reports, counts, rejects, pairs, timings, outside)
+        manifest = _manifest(config, started, reports, counts, rejects, outcomes, timings, outside)
         manifest["mirroring"] = mirroring
         manifest["engine"] = {"name": config.engine, "buckets": count}
         if cluster is not None:
@@ -361,14 +363,10 @@ def _manifest(
     reports: list[InputReport],
     counts: dict[str, SideCounts],
     rejects: list[dict[str, object]],
-    pairs: pa.Table,
+    outcomes: dict[str, int],
     timings: dict[str, float],
     outside: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    outcomes = {name: 0 for name in schema.OUTCOMES}
-    # Counted in Arrow: a million pairs are a million Python strings otherwise.
-    for counted in pc.value_counts(pairs.column("outcome")).to_pylist():
-        outcomes[counted["values"]] += counted["counts"]
     return {
         "tool": "shadowdiff",
         "version": __version__,
@@ -378,7 +376,7 @@ def _manifest(
         "config": config.as_dict(),
         "inputs": [_input_entry(r) for r in reports],
         "conservation": _conservation(reports, counts, rejects, outside),
-        "pairs": pairs.num_rows,
+        "pairs": sum(outcomes.values()),
         "outcomes": outcomes,
         "rejects": len(rejects),
         "timings_s": timings,

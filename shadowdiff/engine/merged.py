@@ -14,14 +14,17 @@ than that whatever the window.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from shadowdiff import db, store
+from shadowdiff import db, schema, store, window
 from shadowdiff.engine.tasks import PARTS, PARTS_DIR
 
 MEMORY_LIMIT = "1GB"
+BATCH_ROWS = 256 * 1024  # rows of a table streamed to its Parquet file at a time
 SPILL_DIR = "duckdb-spill"
 # The columns ``unique_exchanges`` has (pair.UNIQUE_EXCHANGES).
 UNIQUE_COLUMNS = "request_id, side, endpoint, method, path, status, duration_ms"
@@ -52,3 +55,20 @@ def connect(work: Path, secondary: bool) -> duckdb.DuckDBPyConnection:
 def _files(work: Path, name: str) -> str:
     paths = ", ".join(db.literal(str(p)) for p in store.table_files(work, name))
     return f"read_parquet([{paths}])"
+
+
+def outcomes(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Pairs per outcome (every outcome, zero where none), from ``pairs_outcomes``."""
+    counted = {name: 0 for name in schema.OUTCOMES}
+    for outcome, n in con.sql("SELECT outcome, count(*) FROM pairs_outcomes GROUP BY 1").fetchall():
+        counted[str(outcome)] += int(n)
+    return counted
+
+
+def batches(relation: duckdb.DuckDBPyRelation, edges: pa.Table | None = None) -> Iterator[pa.Table]:
+    """``relation``'s rows a batch at a time (``BATCH_ROWS``); with ``edges``, the pairs' notes
+    say which orphans lie near an edge of the window (:func:`window.note_edges`)."""
+    reader = relation.to_arrow_reader(BATCH_ROWS)
+    for batch in reader:
+        table = pa.Table.from_batches([batch])
+        yield table if edges is None else window.note_edges(table, edges)

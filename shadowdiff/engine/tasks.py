@@ -130,7 +130,7 @@ def _pair_and_diff(
     exchanges: pa.Table, task: BucketTask, pool: Executor | None, workers: int
 ) -> dict[str, SideCounts]:
     config = task.config
-    con = db.connect()
+    con = db.cursor()
     try:
         con.register("exchanges_arrow", exchanges)
         con.execute("CREATE TEMP VIEW exchanges AS SELECT * FROM exchanges_arrow")
