@@ -1,11 +1,12 @@
 """A large log read piece by piece, so that collecting it holds one piece at a time.
 
 The line collectors read a file whole (DuckDB parses it in one query, over every core), and
-their memory grows with the file: a log of tens of gigabytes would not fit. A log larger than ``PIECE_BYTES`` is therefore cut, at line ends, into plain files of about that
-size in the run's scratch directory, one after the other, each read by the collector as if it
-were the log and removed once read. Each piece is named as the log (``Input.shown``), and
-:func:`place` moves the line numbers of its locations and rejects by the lines before it, so a
-run cut into pieces writes exactly what a run over the whole file writes.
+their memory grows with the file: a log of tens of gigabytes would not fit. A log larger than
+``PIECE_BYTES`` is therefore cut, at line ends, into plain files of about that size in the run's
+scratch directory, one after the other, each read by the collector as if it were the log and
+removed once read. Each piece is named as the log (``Input.shown``), and :func:`place` moves the
+line numbers of its locations and rejects by the lines before it, so a run cut into pieces
+writes exactly what a run over the whole file writes.
 
 The kernel copies each piece (``copy_file_range``: no pass through Python); its lines are
 counted once, and the piece carries the count (``Input.lines``), so the line readers' own check
