@@ -7,10 +7,14 @@ import os
 
 import duckdb
 
+# Threads for each new database (None: DuckDB's default, every core). A Dask worker sets its
+# own thread count (its share of the machine): see shadowdiff.engine.dask.
+threads: int | None = None
+
 
 def connect() -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection without DuckDB's own progress bar."""
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
         con.execute("SET enable_progress_bar = false")
     except duckdb.InvalidInputException:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from shadowdiff import schema
+from shadowdiff import db, schema
 from shadowdiff.collect import pieces, registry, snapshot, unwrap
 from shadowdiff.collect.base import (
     Batch,
@@ -286,11 +286,12 @@ class Readers:
         # imported here once, every worker inherits it.
         importlib.import_module("pandas")
         if threading.active_count() == 1:
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            fork = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(workers, fork, initializer=_worker_threads)
         else:
             server = multiprocessing.get_context("forkserver")
             server.set_forkserver_preload(["pandas", "shadowdiff.engine.collection"])
-            self.pool = ProcessPoolExecutor(workers, mp_context=server)
+            self.pool = ProcessPoolExecutor(workers, server, initializer=_worker_threads)
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
@@ -310,6 +311,12 @@ class Readers:
         for pinned in self.pins.values():
             pinned.close()
         self.pins.clear()
+
+
+def _worker_threads() -> None:
+    """In a reading worker, DuckDB gets one thread: there is a worker per core already, and
+    DuckDB's default (every core, in every worker) oversubscribes the machine."""
+    db.threads = 1
 
 
 def _chunk_files(files: int, workers: int) -> int:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from shadowdiff import db
 from shadowdiff.engine.collection import cores
 from shadowdiff.errors import ConfigError
 
@@ -73,7 +75,8 @@ class Cluster:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` as a task: its future, whose ``result()`` raises what the task raised."""
-        return self.client.submit(fn, *args, pure=False, retries=RETRIES)
+        key = f"{fn.__name__}-{uuid.uuid4().hex}"  # named for the dashboard and logs
+        return self.client.submit(_on_worker, fn, *args, key=key, retries=RETRIES)
 
     def map_in_order(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
         """``fn`` over ``items`` on the cluster, the results in the items' order."""
@@ -93,3 +96,13 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _on_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a worker, its DuckDB databases using the worker's threads only: the
+    cluster already runs a worker per core, and DuckDB's default (every core, in every worker)
+    oversubscribes the machine."""
+    from distributed import get_worker
+
+    db.threads = max(1, int(get_worker().state.nthreads))
+    return fn(*args)
