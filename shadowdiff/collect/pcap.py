@@ -1,9 +1,9 @@
 """The ``pcap`` collector: HTTP/1.x exchanges, with bodies, from pcap and pcapng captures.
 
-The layers, each in its own module: records of the file and the link, IP and TCP headers (here,
-``struct`` on the file's bytes: scapy's dissection reads under 10k packets/s, this reads several
-hundred thousand), one ``tcpstream.Stream`` per direction of each connection (reassembly), and
-``http1`` (httptools) for the messages and their pairing.
+The layers, each in its own module: records of the file (``pcap_records``, a stretch of the
+file at a time), their link, IP and TCP headers (``pcap_headers``, numpy on the file's bytes:
+scapy's dissection reads under 10k packets/s), one ``tcpstream.Stream`` per direction of each
+connection (reassembly), and ``http1`` (httptools) for the messages and their pairing.
 
 Decisions:
 
@@ -11,14 +11,13 @@ Decisions:
   "modified" format of Alexey Kuznetsov's patches), and pcapng (every section, an interface
   block per interface with its own link type, ``if_tsresol`` and ``if_tsoffset``; enhanced, simple
   and obsolete packet blocks). gzip and zstd files are read through as the log collectors read
-  them. The file is read in large chunks and records are sliced out of them: no call per packet
-  goes to the file. A file that is not a capture, or a pcap whose link type is not read here,
-  is an ``InputError``; a record cut short at the end of the file (a capture still being written)
-  or a corrupt record header is one ``rejects`` row, and what came before it is kept.
-- **Links.** Ethernet (802.1Q and QinQ tags, 0x8100/0x88a8/0x9100), Linux cooked SLL and
-  SLL2, BSD loopback (either byte order) and OpenBSD loop, raw IP (101, 12, 14, 228, 229). Only
-  IPv4 and IPv6 carrying TCP are read; everything else (ARP, UDP, IP fragments, frames too
-  short for their headers) is skipped and counted in ``Figures``, since it holds no HTTP/1.x.
+  them. A file that is not a capture, or a pcap whose link type is not read here, is an
+  ``InputError``; a record cut short at the end of the file (a capture still being written) or a
+  corrupt record header is one ``rejects`` row, and what came before it is kept.
+- **Links.** Ethernet (802.1Q and QinQ tags), Linux cooked SLL and SLL2, BSD and OpenBSD
+  loopback, raw IP. Only IPv4 and IPv6 carrying TCP are read; everything else (ARP, UDP, IP
+  fragments, frames too short for their headers) is skipped and counted in ``Figures``, since
+  it holds no HTTP/1.x.
 - **Flows.** A connection is the two directional keys (addresses, ports, VLAN tags) mapped to
   one ``_Connection``: one dict lookup per packet. The same connection seen on several VLANs (a
   mirror port) is several connections, as it is on the wire.
@@ -40,12 +39,22 @@ Decisions:
 - **Bodies** are stored as sent (chunked coding removed, content-encoding kept), cut at
   ``Options.max_body_bytes`` and marked truncated, as are bodies the capture lost part of or
   that the capture or connection ended inside.
-- **Speed.** The packet loop is written out flat, once per packet; an exchange becomes a tuple
-  when it completes and the tuples become Arrow columns per batch, from numpy buffers (not
-  ``pa.array``, whose first call imports pandas). The cyclic garbage collector is off while a
-  file is read (thousands of long-lived connection objects would be rescanned again and
-  again); a closed connection breaks its own reference cycles so that it is freed at once.
-  Batches are small enough (``BATCH_ROWS``) that peak memory does not grow with the capture.
+- **Speed.** Nothing is done per packet that can be done per stretch of the file (about
+  ``READ_CHUNK`` bytes): record headers are walked in one short loop, the link, IP and TCP
+  headers of the common frames (Ethernet, IPv4, TCP) are decoded for the whole stretch with
+  numpy, and so are the flows. Pure ACKs (no data, no SYN/FIN/RST), about half of a busy
+  capture's packets, are applied in bulk (``pcap_acks``), so the packet loop, written out flat,
+  runs only for the segments that carry data or a SYN, FIN or RST. What is left is mostly
+  httptools and its callbacks, about a third of the time, and building the columns. An
+  exchange becomes a tuple when it completes and the tuples become Arrow columns per batch,
+  from numpy buffers (not ``pa.array``, whose first call imports pandas). The cyclic garbage
+  collector is off while a file is read (thousands of long-lived connection objects would be
+  rescanned again and again); a closed connection breaks its own reference cycles so that it is
+  freed at once. Batches are small enough (``BATCH_ROWS``) that peak memory does not grow with
+  the capture. One process reads a file: connections split between processes would not be
+  independent, since when idle connections are swept depends on every connection's state (a
+  late packet does not start a sweep) and which closed connections are forgotten depends on
+  the order in which all of them closed.
 """
 
 from __future__ import annotations
@@ -55,10 +64,10 @@ import itertools
 import socket
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -66,63 +75,43 @@ import pyarrow.compute as pc
 import zstandard
 
 from shadowdiff import schema
+from shadowdiff.collect import pcap_acks
 from shadowdiff.collect.base import Batch, Input, Options, reject
 from shadowdiff.collect.http1 import REQUEST_LINE, STATUS_LINE, Conversation, Message
 from shadowdiff.collect.lines import open_input
+from shadowdiff.collect.pcap_headers import Segments, Shape, Skipped, reverse_key, segments
+from shadowdiff.collect.pcap_records import (
+    LINK_NAMES,
+    NS,
+    PCAP_MAGICS,
+    PCAPNG_BYTE_ORDER,
+    PCAPNG_MAGIC,
+    Frames,
+    Stop,
+    frames,
+)
 from shadowdiff.collect.tcpstream import MASK, Stream
 from shadowdiff.errors import InputError
 
 NAME = "pcap"
 BATCH_ROWS = 20_000
 BATCH_BODY_BYTES = 64 * 1024 * 1024
-READ_CHUNK = 4 * 1024 * 1024
-MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record claiming more is a corrupt header
 IDLE_SECONDS = 300
 CLOSED_SECONDS = 60
 SWEEP_SECONDS = 10  # of capture time between looks for idle connections
 MAX_UNDECIDED_BYTES = 64 * 1024
-NS = 1_000_000_000
-
-PCAP_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1000, 16),
-    b"\xa1\xb2\xc3\xd4": (">", 1000, 16),
-    b"\x4d\x3c\xb2\xa1": ("<", 1, 16),
-    b"\xa1\xb2\x3c\x4d": (">", 1, 16),
-    b"\x34\xcd\xb2\xa1": ("<", 1000, 24),  # "modified" pcap: 8 more bytes per record
-    b"\xa1\xb2\xcd\x34": (">", 1000, 24),
-}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-PCAPNG_BYTE_ORDER = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
-
-# Link types (LINKTYPE_* values written in files)
-ETHERNET, SLL, SLL2, NULL, LOOP = 1, 113, 276, 0, 108
-RAW_LINKS = frozenset({101, 12, 14, 228, 229})
-LINKS = frozenset({ETHERNET, SLL, SLL2, NULL, LOOP, *RAW_LINKS})
-LINK_NAMES = "Ethernet (1), Linux cooked SLL (113) and SLL2 (276), loopback (0, 108), raw IP (101)"
-
-IPV4, IPV6 = 0x0800, 0x86DD
-VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
-IPV6_FAMILIES = frozenset({10, 24, 28, 30})
-IPV6_EXTENSIONS = frozenset({0, 43, 60, 135, 139, 140})
-TCP_PROTOCOL, IPV6_FRAGMENT, IPV6_AH = 6, 44, 51
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
-_TCP = struct.Struct("!IIBB")  # seq, ack, data offset, flags (from the segment's 5th byte)
-_U16 = struct.Struct("!H")
+_PORTS = struct.Struct("!HH")
 
 
 @dataclass
-class Figures:
+class Figures(Skipped):
     """What a capture held besides exchanges and rejects: packets read and why some were not
-    used, and what reassembly met. Not records: none of it is an HTTP message."""
+    used (``Skipped``), and what reassembly met. Not records: none of it is an HTTP message."""
 
     packets: int = 0
     tcp_packets: int = 0
-    not_ip: int = 0
-    not_tcp: int = 0
-    ip_fragments: int = 0
-    short_frames: int = 0  # cut before the end of their TCP header (snap length)
-    unknown_link: int = 0
     late_packets: int = 0  # packets of a connection after it closed
     connections: int = 0
     idle_closed: int = 0
@@ -130,269 +119,6 @@ class Figures:
     conflicting_overlaps: int = 0
     gaps: int = 0
     lost_bytes: int = 0
-    links: dict[int, int] = field(default_factory=dict)  # packets per link type
-
-
-class _Stop(Exception):
-    """The rest of the file cannot be read; the message is the ``rejects`` reason."""
-
-    def __init__(self, packet: int, reason: str, excerpt: bytes = b"") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.packet = packet
-        self.excerpt = excerpt
-
-
-# Reading records. Each yields (packet number, time in ns, link type, buffer, start, end).
-
-Record = tuple[int, int, int, bytes, int, int]
-
-
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
-    while True:
-        try:
-            chunk = stream.read(READ_CHUNK)
-        except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
-            raise _Stop(
-                0, f"the compressed data cannot be read on ({e}); is the file complete?"
-            ) from e
-        if not chunk:
-            return
-        yield chunk
-
-
-def _pcap_records(stream: BinaryIO, header: bytes, name: str) -> Iterator[Record]:
-    order, scale, size = PCAP_MAGICS[header[:4]]
-    if len(header) < 24:
-        raise InputError(f"{name}: the pcap file header is cut short ({len(header)} of 24 bytes).")
-    network = struct.unpack_from(f"{order}I", header, 20)[0]
-    link = network & 0x0FFFFFFF
-    fcs = ((network >> 28) * 2) if network & 0x04000000 else 0  # bytes of FCS at frame ends
-    if link not in LINKS:
-        raise InputError(
-            f"{name}: link type {link} is not one the pcap source reads ({LINK_NAMES}). "
-            "Capture on an Ethernet interface or with `tcpdump -i any`."
-        )
-    record = struct.Struct(f"{order}IIII")
-    buf = header[24:]
-    pos = 0
-    number = 0
-    chunks = _chunks(stream)
-    while True:
-        limit = len(buf)
-        while pos + size <= limit:
-            seconds, fraction, caplen, _ = record.unpack_from(buf, pos)
-            end = pos + size + caplen
-            if caplen > MAX_RECORD_BYTES:
-                raise _Stop(
-                    number + 1,
-                    f"corrupt record header at packet {number + 1} (a length of {caplen} "
-                    "bytes); the packets after it were not read",
-                    buf[pos : pos + size],
-                )
-            if end > limit:
-                break
-            number += 1
-            yield number, seconds * NS + fraction * scale, link, buf, pos + size, end - fcs
-            pos = end
-        chunk = next(chunks, None)
-        if chunk is None:
-            break
-        buf = buf[pos:] + chunk
-        pos = 0
-    if pos < len(buf):
-        raise _Stop(
-            number + 1,
-            f"capture truncated: packet {number + 1} is cut short ({len(buf) - pos} bytes of its "
-            "record); the packets before it were read. Was the capture still being written?",
-            buf[pos : pos + 16],
-        )
-
-
-@dataclass
-class _Interface:
-    link: int
-    multiply: int = 1000  # ns = stamp * multiply // divide + offset
-    divide: int = 1
-    offset: int = 0
-
-
-def _interface(body: bytes, at: int, end: int, order: str) -> _Interface:
-    link = struct.unpack_from(f"{order}H", body, at)[0]
-    interface = _Interface(link)
-    at += 8
-    while at + 4 <= end:
-        code, length = struct.unpack_from(f"{order}HH", body, at)
-        value = body[at + 4 : at + 4 + length]
-        at += 4 + length + (-length % 4)
-        if code == 0:
-            break
-        if code == 9 and length >= 1:  # if_tsresol
-            resolution = value[0]
-            if resolution & 0x80:
-                interface.multiply, interface.divide = NS, 1 << (resolution & 0x7F)
-            elif resolution <= 9:
-                interface.multiply, interface.divide = 10 ** (9 - resolution), 1
-            else:
-                interface.multiply, interface.divide = 1, 10 ** (resolution - 9)
-        elif code == 14 and length >= 8:  # if_tsoffset, seconds
-            interface.offset = struct.unpack_from(f"{order}q", value)[0] * NS
-    return interface
-
-
-def _pcapng_records(stream: BinaryIO, header: bytes, name: str) -> Iterator[Record]:
-    buf = header
-    pos = 0
-    number = 0
-    order = "<"
-    interfaces: list[_Interface] = []
-    time = 0
-    chunks = _chunks(stream)
-    block = struct.Struct("<II")
-    epb = struct.Struct("<IIIII")
-    while True:
-        limit = len(buf)
-        while pos + 12 <= limit:
-            if buf[pos : pos + 4] == PCAPNG_MAGIC:
-                found = PCAPNG_BYTE_ORDER.get(buf[pos + 8 : pos + 12])
-                if found is None:
-                    raise _Stop(number + 1, "corrupt pcapng section header", buf[pos : pos + 12])
-                if found != order:
-                    order = found
-                    block, epb = struct.Struct(f"{order}II"), struct.Struct(f"{order}IIIII")
-                interfaces = []
-            kind, length = block.unpack_from(buf, pos)
-            if length < 12 or length % 4 or length > MAX_RECORD_BYTES:
-                raise _Stop(
-                    number + 1,
-                    f"corrupt pcapng block after packet {number} (type {kind:#x}, length "
-                    f"{length}); the rest of the file was not read",
-                    buf[pos : pos + 16],
-                )
-            end = pos + length
-            if end > limit:
-                break
-            if kind == 6 or kind == 2:  # enhanced packet block, obsolete packet block
-                iface, high, low, caplen, _ = epb.unpack_from(buf, pos + 8)
-                if kind == 2:
-                    iface &= 0xFFFF
-                start = pos + 28
-                number += 1
-                if iface >= len(interfaces) or start + caplen > end - 4:
-                    raise _Stop(
-                        number,
-                        f"corrupt packet block (packet {number}: interface {iface} of "
-                        f"{len(interfaces)}, {caplen} bytes)",
-                        buf[pos : pos + 32],
-                    )
-                interface = interfaces[iface]
-                stamp = (high << 32) | low
-                time = stamp * interface.multiply // interface.divide + interface.offset
-                yield number, time, interface.link, buf, start, start + caplen
-            elif kind == 3:  # simple packet block: interface 0, no time stamp
-                number += 1
-                original = block.unpack_from(buf, pos + 8)[0]
-                caplen = min(original, length - 16)
-                if not interfaces:
-                    raise _Stop(number, "simple packet block before any interface block")
-                yield number, time, interfaces[0].link, buf, pos + 12, pos + 12 + caplen
-            elif kind == 1:
-                interfaces.append(_interface(buf, pos + 8, end - 4, order))
-            pos = end
-        chunk = next(chunks, None)
-        if chunk is None:
-            break
-        buf = buf[pos:] + chunk
-        pos = 0
-    if pos < len(buf):
-        raise _Stop(
-            number + 1,
-            f"capture truncated: the block after packet {number} is cut short "
-            f"({len(buf) - pos} bytes); the packets before it were read. Was the capture still "
-            "being written?",
-            buf[pos : pos + 16],
-        )
-
-
-def _records(stream: BinaryIO, name: str) -> Iterator[Record]:
-    header = stream.read(24)
-    magic = header[:4]
-    if magic in PCAP_MAGICS:
-        return _pcap_records(stream, header, name)
-    if magic == PCAPNG_MAGIC and header[8:12] in PCAPNG_BYTE_ORDER:
-        return _pcapng_records(stream, header, name)
-    raise InputError(
-        f"{name}: not a packet capture (it starts with {header[:8].hex(' ')}). The pcap source "
-        "reads pcap and pcapng files (also gzip- or zstd-compressed); name another --source "
-        "for other formats."
-    )
-
-
-# Link and network layers.
-
-
-def _link(link: int, buf: bytes, start: int, end: int) -> tuple[int, int, bytes]:
-    """(ethertype, offset of the network header, VLAN tags) of a frame; ethertype 0 when the
-    frame carries no IP."""
-    if link == ETHERNET:
-        if end - start < 14:
-            return 0, start, b""
-        kind = _U16.unpack_from(buf, start + 12)[0]
-        at = start + 14
-        tags = b""
-        while kind in VLAN_TPIDS and at + 4 <= end:
-            tags += _U16.pack(_U16.unpack_from(buf, at)[0] & 0x0FFF)
-            kind = _U16.unpack_from(buf, at + 2)[0]
-            at += 4
-        return kind, at, tags
-    if link == SLL:
-        return (
-            (_U16.unpack_from(buf, start + 14)[0], start + 16, b"")
-            if end - start >= 16
-            else (
-                0,
-                start,
-                b"",
-            )
-        )
-    if link == SLL2:
-        return (
-            (_U16.unpack_from(buf, start)[0], start + 20, b"")
-            if end - start >= 20
-            else (
-                0,
-                start,
-                b"",
-            )
-        )
-    if link == NULL or link == LOOP:
-        if end - start < 4:
-            return 0, start, b""
-        family = struct.unpack_from("<I" if link == NULL else ">I", buf, start)[0]
-        if family > 0xFFFF:  # written in the other byte order
-            family = struct.unpack_from(">I" if link == NULL else "<I", buf, start)[0]
-        kind = IPV4 if family == 2 else IPV6 if family in IPV6_FAMILIES else 0
-        return kind, start + 4, b""
-    if link in RAW_LINKS and end > start:
-        version = buf[start] >> 4
-        return (IPV4 if version == 4 else IPV6 if version == 6 else 0), start, b""
-    return 0, start, b""
-
-
-def _ipv6_tcp(buf: bytes, at: int, end: int) -> int:
-    """Offset of the TCP header in the IPv6 packet at ``at`` (past extension headers); -1 when
-    it is not TCP, -2 for a fragment."""
-    following = buf[at + 6]
-    offset = at + 40
-    while following in IPV6_EXTENSIONS or following == IPV6_AH:
-        if offset + 8 > end:
-            return -1
-        size = (buf[offset + 1] + 2) * 4 if following == IPV6_AH else (buf[offset + 1] + 1) * 8
-        following = buf[offset]
-        offset += size
-    if following == IPV6_FRAGMENT:
-        return -2
-    return offset if following == TCP_PROTOCOL else -1
 
 
 def _address(packed: bytes) -> str:
@@ -583,7 +309,7 @@ Row = tuple[Any, ...]
 ) = range(18)
 
 
-def _row(ends: tuple[str, str, int], request: Message, response: Message | None) -> Row:
+def _row(ends: tuple[bytes, bytes, int], request: Message, response: Message | None) -> Row:
     body = request.body
     request_body = body[0] if len(body) == 1 else b"".join(body)
     if response is None:
@@ -646,7 +372,7 @@ def _table(rows: list[Row], source: Input, request_id: str) -> pa.Table:
         "request_id": _first_header(request_headers, lowered, values, request_id, empty=False),
         "side": pa.nulls(n, pa.string()) if source.side is None else _repeat(source.side, n),
         "source": _repeat(NAME, n),
-        "location": _strings([f"{source.name}#{number}" for number in columns[PACKET]]),
+        "location": _locations(source.name, columns[PACKET]),
         "start_time": _array(schema.TIMESTAMP, first // 1000),
         "duration_ms": _array(pa.float64(), (last - first) / 1e6, answered),
         "method": _strings(columns[METHOD]),
@@ -654,8 +380,8 @@ def _table(rows: list[Row], source: Input, request_id: str) -> pa.Table:
         "path": path,
         "protocol": _binary(protocols).view(pa.string()),
         "status": _numbers(columns[STATUS], np.int32, pa.int32()),
-        "client_addr": _strings(columns[CLIENT]),
-        "server_addr": _strings(columns[SERVER]),
+        "client_addr": _text(columns[CLIENT]),
+        "server_addr": _text(columns[SERVER]),
         "server_port": _numbers(columns[PORT], np.int32, pa.int32()),
         "bytes_received": _numbers(columns[REQUEST_SIZE], np.int64, pa.int64()),
         "bytes_sent": _numbers(columns[RESPONSE_SIZE], np.int64, pa.int64()),
@@ -674,6 +400,13 @@ def _table(rows: list[Row], source: Input, request_id: str) -> pa.Table:
 
 
 _PROTOCOLS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
+
+
+def _locations(name: str, packets: Sequence[int]) -> pa.Array:
+    """``file#packet`` of each row."""
+    prefix = name.encode("utf-8", "surrogateescape") + b"#%d"
+    return _text([prefix % number for number in packets])
+
 
 # Arrow arrays from Python values, built from numpy buffers. Not ``pa.array``: its first call in
 # a process imports pandas (a third of a second, charged to the collect stage), and building
@@ -747,12 +480,19 @@ def _repeat(text: str, n: int) -> pa.Array:
     )
 
 
-def _ends(connection: _Connection) -> tuple[str, str, int]:
-    """(client_addr as host:port, server_addr, server_port) of a connection."""
+def _taken(values: list[Any], positions: list[int]) -> list[Any]:
+    if len(positions) == len(values):
+        return values
+    return [values[i] for i in positions]
+
+
+def _ends(connection: _Connection) -> tuple[bytes, bytes, int]:
+    """(client_addr as host:port, server_addr, server_port) of a connection, the addresses
+    encoded once for all its rows."""
     source, sport, destination, dport = connection.addresses
     if connection.client == 1:
-        return _host_port(destination, dport), source, sport
-    return _host_port(source, sport), destination, dport
+        return _host_port(destination, dport).encode(), source.encode(), sport
+    return _host_port(source, sport).encode(), destination.encode(), dport
 
 
 def _text(values: Sequence[bytes | None], nullable: bool = True) -> pa.Array:
@@ -786,10 +526,30 @@ def _header_lists(lists: tuple[list[bytes] | None, ...]) -> tuple[pa.Array, pa.A
     sizes = np.fromiter(map(len, present), dtype=np.int32, count=len(present))
     offsets = np.zeros(len(present) + 1, dtype=np.int32)
     np.cumsum(sizes // 2, out=offsets[1:])
-    name_text, value_text = _text(flat[0::2], False), _text(flat[1::2], False)
+    name_text, value_text = _names_and_values(flat)
     structs = pa.StructArray.from_arrays([name_text, value_text], fields=list(schema.HEADER))
     array = pa.ListArray.from_arrays(_array(pa.int32(), offsets), structs, mask=nulls)
     return array.cast(schema.HEADERS), name_text, value_text
+
+
+def _names_and_values(flat: list[bytes]) -> tuple[pa.Array, pa.Array]:
+    """The names and values of ``flat`` (name, value, name, value, ...) as text. Joined by NUL
+    (which llhttp does not let into a header) and split by Arrow, that is one pass over the
+    items instead of two for each half; with a NUL inside an item, or text that is not UTF-8,
+    each half is made on its own."""
+    joined = b"\0".join(flat)
+    if flat and joined.count(b"\0") == len(flat) - 1 and len(joined) < 2**31:
+        bounds = pa.py_buffer(np.array([0, len(joined)], dtype=np.int32))
+        whole = pa.Array.from_buffers(pa.binary(), 1, [None, bounds, pa.py_buffer(joined)])
+        items = pc.split_pattern(whole, pattern=b"\0").flatten()
+        try:
+            text = items.cast(pa.string())
+        except (pa.ArrowInvalid, ValueError):
+            pass
+        else:
+            names = np.arange(0, len(flat), 2, dtype=np.int64)
+            return text.take(_array(pa.int64(), names)), text.take(_array(pa.int64(), names + 1))
+    return _text(flat[0::2], False), _text(flat[1::2], False)
 
 
 def _first_header(
@@ -864,7 +624,6 @@ class Capture:
         self.flows: dict[bytes, tuple[_Connection, int]] = {}
         self.open: dict[_Connection, None] = {}
         self.closed: dict[_Connection, int] = {}  # closed connections, by the time they closed
-        self.now = 0
         self.next_sweep = 0
 
     # Records out.
@@ -903,16 +662,16 @@ class Capture:
     def _batches(self) -> Iterator[Batch]:
         with open_input(self.source) as stream:
             try:
-                records = _records(stream, self.source.name)
+                stretches = frames(stream, self.source.name)
             except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
                 raise InputError(
                     f"{self.source.name}: cannot be read ({e}). If it is compressed, is it "
                     "complete? Decompress it by hand to check."
                 ) from e
             try:
-                for _ in self._packets(records):
+                for _ in self._packets(stretches):
                     yield self.batch()
-            except _Stop as stop:
+            except Stop as stop:
                 self.reject(stop.packet, stop.reason, stop.excerpt)
         for connection in list(self.open):
             self._close(connection)
@@ -924,122 +683,117 @@ class Capture:
             )
         yield self.batch()
 
-    def _packets(self, records: Iterator[Record]) -> Iterator[None]:
-        """Decode every record, feeding TCP segments to their connections; yields when a batch
-        is full. The loop is written out flat: it runs once per packet."""
-        flows = self.flows
+    def _packets(self, stretches: Iterator[Frames]) -> Iterator[None]:
+        """Decode the headers of each stretch of frames and feed its TCP segments to their
+        connections; yields when a batch is full."""
         figures = self.figures
-        links = figures.links
-        tcp_fields = _TCP.unpack_from
-        u16 = _U16.unpack_from
-        # Constants as locals: the loop reads them for every packet.
-        ethernet, ipv4, ipv6, tcp_protocol = ETHERNET, IPV4, IPV6, TCP_PROTOCOL
-        vlan_tpids, ack_flag, fin_rst = VLAN_TPIDS, ACK, FIN | RST
-        packets = tcp_packets = 0
-        number = 0
-        time = 0
+        for stretch in stretches:
+            figures.packets += len(stretch)
+            yield from self._segments(segments(stretch, figures))
+
+    def _segments(self, found: Segments) -> Iterator[None]:
+        """Feed each segment to its connection, pure ACKs in bulk (``pcap_acks``); yields when
+        a batch is full."""
+        start = 0
+        while start < len(found):
+            planned = pcap_acks.plan(found, start, self.next_sweep, self._begun)
+            swept = yield from self._kept(planned)
+            if swept is None:
+                self._apply(planned.tail)
+                break
+            start = swept + 1
+        self.figures.tcp_packets += len(found)
+
+    def _kept(self, planned: pcap_acks.Plan) -> Generator[None, None, int | None]:
+        """Handle the segments kept by ``planned`` one by one; yields when a batch is full.
+        Returns the position after which a sweep ran (the rest needs a new plan), or
+        ``None`` at the stretch's end. The loop is written out flat: it runs once per
+        packet."""
+        found = planned.found
+        flows = self.flows
+        buf = found.buf
+        kept = planned.kept
+        ack_flag, fin_rst = ACK, FIN | RST  # constants as locals: read for every packet
+        counted = self.figures.tcp_packets
+        look = (counted | 1023) + 1  # fullness is looked at about every 1024 segments
         next_sweep = self.next_sweep
-        try:
-            for number, time, link, buf, start, end in records:
-                packets += 1
-                if link == ethernet and end - start >= 14:
-                    kind = (buf[start + 12] << 8) | buf[start + 13]
-                    at = start + 14
-                    tags = b""
-                    if kind in vlan_tpids:
-                        kind, at, tags = _link(link, buf, start, end)
-                else:
-                    if link not in LINKS:
-                        figures.unknown_link += 1
-                        links[link] = links.get(link, 0) + 1
-                        continue
-                    kind, at, tags = _link(link, buf, start, end)
-                if kind == ipv4:
-                    if at + 20 > end:
-                        figures.short_frames += 1
-                        continue
-                    first = buf[at]
-                    header = (first & 0x0F) * 4
-                    if first >> 4 != 4 or header < 20:
-                        figures.not_ip += 1
-                        continue
-                    if buf[at + 9] != tcp_protocol:
-                        figures.not_tcp += 1
-                        continue
-                    if u16(buf, at + 6)[0] & 0x3FFF:
-                        figures.ip_fragments += 1
-                        continue
-                    total = u16(buf, at + 2)[0]
-                    stop = at + total if header <= total and at + total <= end else end
-                    tcp = at + header
-                    if tcp + 20 > stop:
-                        figures.short_frames += 1
-                        continue
-                    if header == 20:
-                        key = buf[at + 12 : at + 24] + tags
-                    else:
-                        key = buf[at + 12 : at + 20] + buf[tcp : tcp + 4] + tags
-                elif kind == ipv6:
-                    if at + 40 > end or buf[at] >> 4 != 6:
-                        figures.short_frames += 1
-                        continue
-                    tcp = _ipv6_tcp(buf, at, end)
-                    if tcp < 0:
-                        if tcp == -2:
-                            figures.ip_fragments += 1
-                        else:
-                            figures.not_tcp += 1
-                        continue
-                    length = u16(buf, at + 4)[0]
-                    stop = at + 40 + length if length and at + 40 + length <= end else end
-                    if tcp + 20 > stop:
-                        figures.short_frames += 1
-                        continue
-                    key = buf[at + 8 : at + 40] + buf[tcp : tcp + 4] + tags
-                else:
-                    figures.not_ip += 1
+        positions = kept.tolist()
+        rows = zip(
+            positions,
+            found.numbers[kept].tolist(),
+            found.times[kept].tolist(),
+            _taken(found.keys, positions),
+            _taken(found.shapes, positions),
+            found.seqs[kept].tolist(),
+            found.acks[kept].tolist(),
+            found.flags[kept].tolist(),
+            found.data_starts[kept].tolist(),
+            found.data_ends[kept].tolist(),
+            planned.runs,
+            strict=True,
+        )
+        for position, number, time, key, shape, seq, ack, flags, data_at, stop, run in rows:
+            if run is not None:
+                self._apply(run)
+            entry = flows.get(key)
+            if entry is None or entry[0].done:
+                if entry is not None:
+                    self.figures.late_packets += planned.late_before(position)
+                entry = self._new(key, shape, flags, entry, number, time)
+                if entry is None:
                     continue
-                tcp_packets += 1
-                seq, ack, offset, flags = tcp_fields(buf, tcp + 4)
-                data_at = tcp + ((offset >> 4) << 2)
-                entry = flows.get(key)
-                if entry is None or entry[0].done:
-                    entry = self._new(key, kind == ipv6, tags, flags, entry, number, time)
-                    if entry is None:
-                        continue
-                connection, direction = entry
-                connection.last_seen = time
-                stream = connection.streams[direction]
-                if not stream.started:
-                    connection.begin(direction, seq, flags)
-                if flags & ack_flag:
-                    connection.streams[direction ^ 1].acked = ack
-                if data_at < stop:
-                    payload = buf[data_at:stop]
-                    if seq == stream.next and not stream.held:
-                        # In order (tcpstream.Stream.segment's first case, written out here).
-                        stream.next = (seq + stop - data_at) & MASK
-                        stream.recent.append((seq, payload))
-                        stream.sink.feed(payload, number, time, seq, ack)
-                    else:
-                        stream.segment(seq, payload, number, time, ack)
-                if flags & fin_rst:
-                    self._control(connection, direction, flags, seq, stop - data_at)
-                if time >= next_sweep:
-                    self._sweep(time)
-                    next_sweep = self.next_sweep
-                if not tcp_packets & 1023 and self.full():
+            connection, direction = entry
+            connection.last_seen = time
+            stream = connection.streams[direction]
+            if not stream.started:
+                connection.begin(direction, seq, flags)
+            if flags & ack_flag:
+                connection.streams[direction ^ 1].acked = ack
+            if data_at < stop:
+                payload = buf[data_at:stop]
+                if seq == stream.next and not stream.held:
+                    # In order (tcpstream.Stream.segment's first case, written out here).
+                    stream.next = (seq + stop - data_at) & MASK
+                    stream.recent.append((seq, payload))
+                    stream.sink.feed(payload, number, time, seq, ack)
+                else:
+                    stream.segment(seq, payload, number, time, ack)
+            if flags & fin_rst:
+                self._control(connection, direction, flags, seq, stop - data_at)
+            if time >= next_sweep:
+                self._apply(planned.before(position))
+                self._sweep(time)
+                return position
+            if counted + position >= look:
+                look = ((counted + position) | 1023) + 1
+                if self.full():
                     yield
-        finally:
-            figures.packets += packets
-            figures.tcp_packets += tcp_packets
-            self.now = time
+        return None
+
+    def _begun(self, key: bytes) -> bool:
+        """Whether the flow ``key``'s direction of its connection has begun, or the connection
+        closed: a pure ACK on it sets only what it acknowledges and when (``pcap_acks``)."""
+        entry = self.flows.get(key)
+        if entry is None:
+            return False
+        connection, direction = entry
+        return connection.done or connection.streams[direction].started
+
+    def _apply(self, run: pcap_acks.Run) -> None:
+        """Deferred pure ACKs: the latest of each flow sets what its packet would have."""
+        flows = self.flows
+        for key, ack, time, count in run:
+            connection, direction = flows[key]
+            if connection.done:
+                self.figures.late_packets += count
+            else:
+                connection.streams[direction ^ 1].acked = ack
+                connection.last_seen = time
 
     def _new(
         self,
         key: bytes,
-        ipv6: bool,
-        tags: bytes,
+        shape: Shape | None,
         flags: int,
         entry: tuple[_Connection, int] | None,
         number: int,
@@ -1050,11 +804,11 @@ class Capture:
         if entry is not None and not (flags & SYN and not flags & ACK):
             self.figures.late_packets += 1
             return None
+        ipv6, tags = shape or (False, b"")
         size = 16 if ipv6 else 4
-        ports = key[2 * size : 2 * size + 4]
-        reverse = key[size : 2 * size] + key[:size] + ports[2:] + ports[:2] + tags
+        reverse = reverse_key(key, ipv6, tags)
         source, destination = _address(key[:size]), _address(key[size : 2 * size])
-        sport, dport = _U16.unpack_from(ports)[0], _U16.unpack_from(ports, 2)[0]
+        sport, dport = _PORTS.unpack(key[2 * size : 2 * size + 4])
         connection = _Connection(self, (key, reverse), (source, sport, destination, dport))
         connection.first_packet = number
         connection.last_seen = time
