@@ -23,7 +23,7 @@ import pyarrow as pa
 from shadowdiff import db, schema, store, window
 from shadowdiff.engine.tasks import PARTS, PARTS_DIR
 
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "512MB"
 BATCH_ROWS = 256 * 1024  # rows of a table streamed to its Parquet file at a time
 SPILL_DIR = "duckdb-spill"
 # The columns ``unique_exchanges`` has (pair.UNIQUE_EXCHANGES).
