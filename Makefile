@@ -52,6 +52,7 @@ bench: $(STAMP) bench-deps
 	$(BIN)/python benchmarks/pcap.py
 	$(BIN)/python benchmarks/body_diff.py
 	$(BIN)/python benchmarks/noise.py --write
+	$(BIN)/python benchmarks/scale.py
 
 sample-data: $(STAMP)
 	$(BIN)/python sample_data/generate.py

@@ -9,7 +9,7 @@ run them, in this process, in worker processes or on a Dask cluster.
   fingerprint, the ``--since/--until`` window applied (both need every record of an id or a
   fingerprint, which the bucket holds); the exchanges written to the run as one Parquet part;
   then pairing, status and message differences, and (with a secondary side) the baseline's,
-  written as Parquet parts for the window-wide stages (:mod:`~shadowdiff.engine.window_stages`).
+  written as Parquet parts for the window-wide stages (:mod:`~shadowdiff.engine.merged`).
 
 A task writes only files named by its piece or bucket, atomically, so a retried task (a worker
 killed) writes the same files again and the run's figures still balance.
