@@ -107,10 +107,11 @@ def _count_mapped(source: Input) -> int:
             return 0
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             data = np.frombuffer(mapped, dtype=np.uint8)
-            newlines = sum(
-                int(np.count_nonzero(data[i : i + COUNT_CHUNK] == NEWLINE))
-                for i in range(0, size, COUNT_CHUNK)
-            )
+            newlines = 0
+            for i in range(0, size, COUNT_CHUNK):
+                newlines += int(np.count_nonzero(data[i : i + COUNT_CHUNK] == NEWLINE))
+                # Counted pages leave the process: else the whole file would count in its RSS.
+                mapped.madvise(mmap.MADV_DONTNEED, i, min(COUNT_CHUNK, size - i))
             unterminated = bool(data[-1] != NEWLINE)
             del data  # the map cannot close while numpy holds it
     return newlines + unterminated

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from shadowdiff.collect.base import Input
 from shadowdiff.collect.lines import compression_of, count_lines
 
-PIECE_BYTES = 1024 * 1024 * 1024
+PIECE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)

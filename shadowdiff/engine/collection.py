@@ -1,5 +1,8 @@
-"""Collecting: every input file read by its collector into one table of exchanges, with the
-rejects met on the way and each input's figures for the manifest.
+"""Collecting: every input file read by its collector, piece by piece, each piece handed to a
+``prepare`` step as soon as it is read (a run's: normalized and spilled into its buckets, see
+:mod:`~shadowdiff.engine.tasks`), with the rejects met on the way and each input's figures
+for the manifest. Nothing of a piece is kept once it is prepared, so collecting holds one piece
+at a time, whatever the window.
 
 Two costs decide the speed on real inputs, and both are paid per group of files, not per file:
 
@@ -10,9 +13,11 @@ Two costs decide the speed on real inputs, and both are paid per group of files,
   a file named on its own keeps the clear error of ``registry.sniff``.
 - **Reading many small files.** A collector that reads many inputs at once (``read_many``, the
   tap collector: Envoy's ``file_per_tap`` sink writes a file per request) gets the files in
-  chunks, read in worker processes on every core when the group is large: decoding JSON and
-  base64 is Python work that threads would run one at a time. Line-oriented logs are read one
-  file at a time; DuckDB already spreads each over the cores.
+  chunks, read and prepared in worker processes on every core when the group is large:
+  decoding JSON and base64 is Python work that threads would run one at a time, and a chunk
+  prepared where it was read never sends its bodies to this process. Line-oriented logs are
+  read one file (or one piece of a large file) at a time; DuckDB already spreads each over the
+  cores. With a Dask cluster (``submit``), every input is read by the cluster's workers.
 """
 
 from __future__ import annotations
