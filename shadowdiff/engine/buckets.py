@@ -81,27 +81,21 @@ def assign(table: pa.Table, layout: Layout) -> pa.Array:
         con.close()
 
 
-def spill(table: pa.Table, layout: Layout, piece: str) -> list[int]:
-    """Write the rows of ``table`` to their buckets as the files ``piece.arrow``; return the
-    buckets written to."""
+def spill(table: pa.Table, layout: Layout, piece: str) -> None:
+    """Write the rows of ``table`` to their buckets, as the file ``piece.arrow`` of each."""
     if table.num_rows == 0:
-        return []
+        return
     table = schema.conform(table)
     if layout.count == 1:
         _write(layout.directory(0) / f"{piece}.arrow", table)
-        return [0]
+        return
     buckets = assign(table, layout)
-    order = pc.sort_indices(buckets)
-    counts = pc.value_counts(buckets).to_pylist()
-    ordered = table.take(order)
+    ordered = table.take(pc.sort_indices(buckets))
     start = 0
-    written = []
-    for found in sorted(counts, key=lambda c: c["values"]):
+    for found in sorted(pc.value_counts(buckets).to_pylist(), key=lambda c: c["values"]):
         bucket, rows = int(found["values"]), int(found["counts"])
         _write(layout.directory(bucket) / f"{piece}.arrow", ordered.slice(start, rows))
-        written.append(bucket)
         start += rows
-    return written
 
 
 def _write(target: Path, table: pa.Table) -> None:
