@@ -3,12 +3,13 @@ one input into Arrow batches of exchanges plus the rejects it met on the way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shadowdiff import schema
 
@@ -123,6 +124,34 @@ def rows_table(rows: Sequence[dict[str, object]]) -> pa.Table:
         [pa.array([row.get(f.name) for row in rows], f.type) for f in schema.EXCHANGES],
         schema=schema.EXCHANGES,
     )
+
+
+def location_lines(table: pa.Table, name: str) -> pa.Array | pa.ChunkedArray:
+    """The line numbers of ``table``'s locations, every one ``name:LINE``."""
+    prefix = name + ":"
+    return pc.cast(pc.utf8_slice_codeunits(table.column("location"), len(prefix)), pa.int64())
+
+
+def with_location_lines(table: pa.Table, name: str, lines: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table`` with its locations ``name:LINE`` at ``lines`` (a copy's lines put back at its
+    original's, say)."""
+    fixed = pc.binary_join_element_wise(name + ":", pc.cast(lines, pa.string()), "")
+    return table.set_column(table.schema.get_field_index("location"), "location", fixed)
+
+
+def moved_reject_lines(
+    rows: list[dict[str, object]], name: str, move: Callable[[int], int | None]
+) -> list[dict[str, object]]:
+    """Rejects whose ``location`` is ``name:LINE`` at the line ``move`` gives (None: left as it
+    is, as a whole-file reject at line 0 is)."""
+    prefix = name + ":"
+    for row in rows:
+        location = str(row.get("location") or "")
+        if location.startswith(prefix) and location[len(prefix) :].isdigit():
+            moved = move(int(location[len(prefix) :]))
+            if moved is not None:
+                row["location"] = f"{prefix}{moved}"
+    return rows
 
 
 def reject(source: Input, line: int | str, reason: str, text: str | bytes) -> dict[str, object]:

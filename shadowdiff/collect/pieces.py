@@ -25,7 +25,12 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shadowdiff.collect.base import Input
+from shadowdiff.collect.base import (
+    Input,
+    location_lines,
+    moved_reject_lines,
+    with_location_lines,
+)
 from shadowdiff.collect.lines import compression_of, count_lines
 
 PIECE_BYTES = 256 * 1024 * 1024
@@ -91,23 +96,14 @@ def place(table: pa.Table, piece: Piece) -> pa.Table:
     """``table`` (read from ``piece``) with its locations at the log's line numbers."""
     if piece.lines_before == 0 or table.num_rows == 0:
         return table
-    prefix = piece.source.name + ":"
-    locations = table.column("location")
-    numbers = pc.cast(pc.utf8_slice_codeunits(locations, len(prefix)), pa.int64())
-    moved = pc.add(numbers, piece.lines_before)
-    fixed = pc.binary_join_element_wise(prefix, pc.cast(moved, pa.string()), "")
-    return table.set_column(table.schema.get_field_index("location"), "location", fixed)
+    name = piece.source.name
+    return with_location_lines(table, name, pc.add(location_lines(table, name), piece.lines_before))
 
 
 def place_rejects(rows: list[dict[str, object]], piece: Piece) -> list[dict[str, object]]:
     """Rejects of ``piece`` at the log's line numbers (a whole-file reject, line 0, stays)."""
     if piece.lines_before == 0:
         return rows
-    prefix = piece.source.name + ":"
-    for row in rows:
-        location = str(row.get("location") or "")
-        if location.startswith(prefix) and location[len(prefix) :].isdigit():
-            number = int(location[len(prefix) :])
-            if number > 0:
-                row["location"] = f"{prefix}{number + piece.lines_before}"
-    return rows
+    return moved_reject_lines(
+        rows, piece.source.name, lambda line: line + piece.lines_before if line > 0 else None
+    )

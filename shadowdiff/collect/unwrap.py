@@ -35,7 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff import schema
-from shadowdiff.collect.base import Input, reject
+from shadowdiff.collect.base import (
+    Input,
+    location_lines,
+    moved_reject_lines,
+    reject,
+    with_location_lines,
+)
 from shadowdiff.collect.lines import open_input
 
 CRI = "CRI (containerd/CRI-O)"
@@ -339,13 +345,9 @@ def restore(table: pa.Table, unwrapped: Unwrapped) -> pa.Table:
     ``start_time``, where the line had none, the wrapper's time."""
     if table.num_rows == 0:
         return table
-    prefix = unwrapped.source.name + ":"
-    locations = table.column("location")
-    copy_lines = pc.cast(pc.utf8_slice_codeunits(locations, len(prefix)), pa.int64())
-    index = pc.subtract(copy_lines, 1)
-    original = pa.array(unwrapped.lines).take(index)
-    fixed = pc.binary_join_element_wise(prefix, pc.cast(original, pa.string()), "")
-    table = table.set_column(table.schema.get_field_index("location"), "location", fixed)
+    name = unwrapped.source.name
+    index = pc.subtract(location_lines(table, name), 1)
+    table = with_location_lines(table, name, pa.array(unwrapped.lines).take(index))
     start = table.column("start_time")
     if start.null_count and any(t is not None for t in unwrapped.times):
         times = _timestamps(unwrapped.times).take(index)
@@ -356,14 +358,10 @@ def restore(table: pa.Table, unwrapped: Unwrapped) -> pa.Table:
 
 def restore_rejects(rows: list[dict[str, object]], unwrapped: Unwrapped) -> list[dict[str, object]]:
     """Rejects of the copy at the original lines."""
-    prefix = unwrapped.source.name + ":"
-    for row in rows:
-        location = str(row.get("location") or "")
-        if location.startswith(prefix) and location[len(prefix) :].isdigit():
-            number = int(location[len(prefix) :])
-            if 1 <= number <= len(unwrapped.lines):
-                row["location"] = f"{prefix}{unwrapped.lines[number - 1]}"
-    return rows
+    lines = unwrapped.lines
+    return moved_reject_lines(
+        rows, unwrapped.source.name, lambda n: lines[n - 1] if 1 <= n <= len(lines) else None
+    )
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
