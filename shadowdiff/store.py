@@ -10,12 +10,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shadowdiff import db, schema
+from shadowdiff import schema
 from shadowdiff.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -64,12 +63,15 @@ def write_table(out: Path, name: str, table: pa.Table) -> Path:
     return _write(out / f"{name}.parquet", name, table)
 
 
-def write_part(out: str | Path, name: str, part: int, table: pa.Table) -> Path:
-    """Write part ``part`` of table ``name`` as ``out/name/part-NNNN.parquet``, atomically:
-    a table written bucket by bucket (see :func:`gather_parts`)."""
+def write_part(out: str | Path, name: str, part: int | str, table: pa.Table) -> Path:
+    """Write part ``part`` of table ``name`` as ``out/name/part-NNNN.parquet`` (or, for a
+    part named by the piece of input it holds, ``part-NAME.parquet``), atomically: a table
+    written bucket by bucket or piece by piece (see :func:`gather_parts`). The parts' names
+    sort in the table's order."""
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
-    return _write(directory / f"{PART_PREFIX}{part:04d}.parquet", name, table)
+    label = f"{part:04d}" if isinstance(part, int) else part
+    return _write(directory / f"{PART_PREFIX}{label}.parquet", name, table)
 
 
 def gather_parts(out: Path, name: str) -> None:
@@ -90,20 +92,6 @@ def table_files(out: Path, name: str) -> list[Path]:
     if whole.exists():
         return [whole]
     return sorted((out / name).glob(f"{PART_PREFIX}*.parquet"))
-
-
-def copy_query(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Path:
-    """The rows of ``query`` written by DuckDB as the Parquet file ``target``, atomically (a
-    bucket's intermediate tables: DuckDB streams them, nothing passes through Python)."""
-
-    def write(path: str) -> None:
-        con.execute(
-            f"COPY ({query}) TO {db.literal(path)} (FORMAT parquet, COMPRESSION zstd, "
-            f"COMPRESSION_LEVEL {ZSTD_LEVEL})"
-        )
-
-    _atomic(target, write)
-    return target
 
 
 def write_batches(out: Path, name: str, tables: Iterable[pa.Table]) -> Path:

@@ -4,7 +4,9 @@ read in pieces gives what it gives read whole."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from test_window import line
 import shadowdiff
 from benchmarks import noise as noise_corpus
 from shadowdiff.collect import pieces
-from shadowdiff.engine import buckets, collection
+from shadowdiff.engine import buckets, collection, logcuts
 from shadowdiff.testing.compare import differences
 
 
@@ -37,9 +39,28 @@ def same_for_1_and_16_buckets(tmp_path: Path, **inputs: object) -> dict[str, obj
     assert one["engine"] == {"name": "local", "buckets": 1}
     assert many["engine"] == {"name": "local", "buckets": 16}
     assert (tmp_path / "one" / "exchanges.parquet").is_file()
-    assert len(list((tmp_path / "many" / "exchanges").glob("part-*.parquet"))) == 16
+    # A part per bucket where a bucket changes its exchanges (fingerprint ids, a window);
+    # else a part per piece of input, stored as it was prepared.
+    parts = list((tmp_path / "many" / "exchanges").glob("part-*.parquet"))
+    assert parts and all(p.stat().st_size > 0 for p in parts)
     assert differences(tmp_path / "one", tmp_path / "many") == []
     return many
+
+
+def parts_of(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "exchanges").glob("part-*.parquet"))
+
+
+def test_exchanges_are_stored_per_piece_or_per_bucket(tmp_path: Path) -> None:
+    primary, mirror = write_corpus(tmp_path)
+    inputs = {"primary": [str(x) for x in primary], "mirror": [str(x) for x in mirror]}
+    run(tmp_path / "pieces", 8, **inputs)
+    by_piece = parts_of(tmp_path / "pieces")
+    assert len(by_piece) >= 3 and all(
+        re.fullmatch(r"part-\d{7}-\d{6}\.parquet", n) for n in by_piece
+    )
+    run(tmp_path / "buckets", 8, pair_by="fingerprint", **inputs)
+    assert parts_of(tmp_path / "buckets") == [f"part-{b:04d}.parquet" for b in range(8)]
 
 
 def test_noise_with_a_secondary_is_judged_the_same_in_16_buckets(tmp_path: Path) -> None:
@@ -141,6 +162,47 @@ def test_a_log_read_in_pieces_gives_what_it_gives_whole(
     con = shadowdiff.open(tmp_path / "cut")
     located = con.sql("SELECT location FROM rejects ORDER BY 1").fetchall()
     assert len(located) == 8 and all(loc.startswith(f"{p}:") for (loc,) in located)
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_logs_read_as_cuts_by_the_workers_give_what_they_give_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """Each log cut every few kilobytes and read by the reading workers (engine.logcuts):
+    the tables, every input's figures, the line numbers of locations and rejects, and the
+    conservation are those of the logs read whole in this process."""
+    p, m = tmp_path / "p.log", tmp_path / "m.log"
+    lines = []
+    for i in range(600):
+        lines.append(line(i, i * 10.0))
+        if i % 37 == 0:
+            lines.append("")
+        if i % 53 == 0:
+            lines.append('{"broken": ')
+    p.write_text("\n".join(lines))  # the last line without its newline
+    m.write_text("".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(600)))
+    inputs = {"primary": [str(p)], "mirror": [str(m)]}
+    whole = run(tmp_path / "whole", count, **inputs)
+    cut_into: list[int] = []
+    planned = logcuts.plan_cuts
+
+    def plan_cuts(*args: object) -> Iterator[pieces.Cut]:
+        for cut in planned(*args):  # type: ignore[arg-type]
+            cut_into.append(cut.number)
+            yield cut
+
+    monkeypatch.setattr(logcuts, "plan_cuts", plan_cuts)
+    monkeypatch.setattr(collection, "PARALLEL_MIN_LOG_BYTES", 0)
+    monkeypatch.setattr(collection, "cores", lambda: 2)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 4096)
+    cut = run(tmp_path / "cut", count, **inputs)
+    assert len(cut_into) > 20  # both logs, in many cuts
+    assert differences(tmp_path / "whole", tmp_path / "cut") == []
+    assert whole["conservation"] == cut["conservation"]
+    assert whole["inputs"] == cut["inputs"]
+    con = shadowdiff.open(tmp_path / "cut")
+    located = con.sql("SELECT location FROM rejects ORDER BY 1").fetchall()
+    assert len(located) == 12 and all(loc.startswith(f"{p}:") for (loc,) in located)
 
 
 def test_pieces_cut_at_line_ends_and_count_the_lines(tmp_path: Path) -> None:

@@ -99,22 +99,28 @@ def count_lines(source: Input, kind: str | None) -> int | None:
         return None  # the exact path says what is wrong with the file
 
 
+def count_range(fd: int, start: int, end: int) -> int:
+    """Lines in bytes ``start`` to ``end`` of the open file ``fd`` (an unterminated last line
+    counted), counted over a memory map whose counted pages leave the process."""
+    if end <= start:
+        return 0
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+        data = np.frombuffer(mapped, dtype=np.uint8)
+        newlines = 0
+        for i in range(start, end, COUNT_CHUNK):
+            stop = min(i + COUNT_CHUNK, end)
+            newlines += int(np.count_nonzero(data[i:stop] == NEWLINE))
+            page = i - i % mmap.PAGESIZE
+            mapped.madvise(mmap.MADV_DONTNEED, page, stop - page)
+        unterminated = bool(data[end - 1] != NEWLINE)
+        del data  # the map cannot close while numpy holds it
+    return newlines + unterminated
+
+
 def _count_mapped(source: Input) -> int:
     # numpy over a memory map counts newlines ~3x faster than bytes.count, on one core.
     with open(source.path, "rb") as f:
-        size = f.seek(0, 2)
-        if size == 0:
-            return 0
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            data = np.frombuffer(mapped, dtype=np.uint8)
-            newlines = 0
-            for i in range(0, size, COUNT_CHUNK):
-                newlines += int(np.count_nonzero(data[i : i + COUNT_CHUNK] == NEWLINE))
-                # Counted pages leave the process: else the whole file would count in its RSS.
-                mapped.madvise(mmap.MADV_DONTNEED, i, min(COUNT_CHUNK, size - i))
-            unterminated = bool(data[-1] != NEWLINE)
-            del data  # the map cannot close while numpy holds it
-    return newlines + unterminated
+        return count_range(f.fileno(), 0, f.seek(0, 2))
 
 
 @dataclass

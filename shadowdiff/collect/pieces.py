@@ -2,11 +2,13 @@
 
 The line collectors read a file whole (DuckDB parses it in one query, over every core), and
 their memory grows with the file: a log of tens of gigabytes would not fit. A log larger than
-``PIECE_BYTES`` is therefore cut, at line ends, into plain files of about that size in the run's
-scratch directory, one after the other, each read by the collector as if it were the log and
-removed once read. Each piece is named as the log (``Input.shown``), and :func:`place` moves the
-line numbers of its locations and rejects by the lines before it, so a run cut into pieces
-writes exactly what a run over the whole file writes.
+``PIECE_BYTES`` is therefore cut, at line ends (:func:`cuts`, each with its lines counted), into
+plain files of about that size in the run's scratch directory (:func:`copied`), each read by the
+collector as if it were the log and removed once read: one after the other in this process
+(:func:`pieces`), or each by a worker of its own (:mod:`shadowdiff.engine.logcuts`). Each
+piece is named as the log (``Input.shown``), and :func:`place` moves the line numbers of its
+locations and rejects by the lines before it, so a run cut into pieces writes exactly what a
+run over the whole file writes.
 
 The kernel copies each piece (``copy_file_range``: no pass through Python); its lines are
 counted once, and the piece carries the count (``Input.lines``), so the line readers' own check
@@ -17,7 +19,9 @@ page cache is cold), paid only by logs larger than a piece.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +35,7 @@ from shadowdiff.collect.base import (
     moved_reject_lines,
     with_location_lines,
 )
-from shadowdiff.collect.lines import compression_of, count_lines
+from shadowdiff.collect.lines import compression_of, count_range
 
 PIECE_BYTES = 256 * 1024 * 1024
 
@@ -44,42 +48,67 @@ class Piece:
     lines_before: int = 0
 
 
+@dataclass(frozen=True)
+class Cut:
+    """Where a piece lies in its log: bytes ``start`` to ``end``, after ``lines_before`` lines;
+    ``lines``: how many it holds (an unterminated last line counted)."""
+
+    number: int
+    start: int
+    end: int
+    lines_before: int
+    lines: int
+
+
 def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iterator[Piece]:
     """``source`` itself when it is small or compressed (a compressed log the snapshot did not
     copy is read as a stream), else its pieces, each removed when the next is asked for."""
-    try:
-        size = source.path.stat().st_size
-    except OSError:
-        size = 0  # the collector's open reports it
+    size = _size(source)
     if size <= piece_bytes or compression_of(source) is not None:
         yield Piece(source)
         return
-    scratch.mkdir(parents=True, exist_ok=True)
-    lines_before = 0
     with open(source.path, "rb") as log:
-        start = 0
-        for number, end in enumerate(_cuts(log, size, piece_bytes)):
-            path = scratch / f"piece-{number:05d}.log"
-            _copy_range(log, path, start, end)
-            try:
-                lines = count_lines(Input(path), None)
-                yield Piece(Input(path, source.side, source.name, lines), lines_before)
-            finally:
-                path.unlink(missing_ok=True)
-            lines_before += lines or 0  # only the last piece may end without a newline
-            start = end
+        for cut in cuts(log, size, piece_bytes):
+            with copied(log, source, cut, scratch) as piece:
+                yield piece
 
 
-def _cuts(log: BinaryIO, size: int, piece_bytes: int) -> Iterator[int]:
-    """Where the pieces end: after the first newline at or past each ``piece_bytes``."""
-    start = 0
+def cuts(log: BinaryIO, size: int, piece_bytes: int = PIECE_BYTES) -> Iterator[Cut]:
+    """The pieces of the first ``size`` bytes of ``log``, each ending after the first newline
+    at or past ``piece_bytes`` from its start, with their lines counted."""
+    start = lines_before = number = 0
     while start < size:
         end = min(start + piece_bytes, size)
         if end < size:
             log.seek(end - 1)
-            end += len(log.readline()) - 1  # to the end of the line the cut fell in
-        yield end
-        start = end
+            end = min(size, end + len(log.readline()) - 1)  # to the end of the line it fell in
+        lines = count_range(log.fileno(), start, end)
+        yield Cut(number, start, end, lines_before, lines)
+        lines_before += lines  # only the last piece may end without a newline
+        start, number = end, number + 1
+
+
+def piece_count(size: int, piece_bytes: int = PIECE_BYTES) -> int:
+    return max(1, -(-size // piece_bytes))
+
+
+@contextmanager
+def copied(log: BinaryIO, source: Input, cut: Cut, scratch: Path) -> Iterator[Piece]:
+    """``cut`` of ``log`` as a plain file in ``scratch``, named as ``source``, removed after."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f"piece-{cut.number:05d}-{uuid.uuid4().hex[:8]}.log"
+    try:
+        _copy_range(log, path, cut.start, cut.end)
+        yield Piece(Input(path, source.side, source.name, cut.lines), cut.lines_before)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _size(source: Input) -> int:
+    try:
+        return source.path.stat().st_size
+    except OSError:
+        return 0  # the collector's open reports it
 
 
 def _copy_range(log: BinaryIO, path: Path, start: int, end: int) -> None:

@@ -23,8 +23,6 @@ Decisions:
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff import db, schema
+from shadowdiff.engine import ipc
 
 SPILL_DIR = "buckets"
 BUCKET_INPUT_BYTES = 256 * 1024 * 1024
@@ -53,6 +52,9 @@ class Layout:
     root: str
     count: int
     by_fingerprint: bool = False
+    # The exchanges are written to the run where each piece is prepared, and the buckets get
+    # only what pairing and diffing read (``PAIRING_COLUMNS``): see ``narrow_for``.
+    narrow: bool = False
 
     def directory(self, bucket: int) -> Path:
         return Path(self.root) / f"b{bucket:04d}"
@@ -65,6 +67,36 @@ class Layout:
     def create(self) -> None:
         for bucket in range(self.count):
             self.directory(bucket).mkdir(parents=True, exist_ok=True)
+
+
+# What a bucket's pairing and diffing read of an exchange; the rest (addresses, Envoy's
+# details, the location) is only written to the run's ``exchanges``.
+PAIRING_COLUMNS = (
+    "request_id",
+    "side",
+    "endpoint",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "start_time",
+    "request_headers",
+    "response_headers",
+    "request_body",
+    "response_body",
+    "request_body_truncated",
+    "response_body_truncated",
+    "body_truncated",
+)
+
+
+def narrow_for(count: int, by_fingerprint: bool, windowed: bool) -> bool:
+    """Whether a run's buckets can hold only ``PAIRING_COLUMNS``: when a bucket changes no
+    exchange before it is stored (no fingerprint ids to assign, no ``--since/--until`` to
+    apply), each piece's exchanges are stored as prepared, and a bucket writes none. Most of
+    an access-log record is then never spilled. One bucket writes the exchanges whole, as one
+    file, as before."""
+    return count > 1 and not by_fingerprint and not windowed
 
 
 def assign(table: pa.Table, layout: Layout) -> pa.Array:
@@ -86,42 +118,31 @@ def spill(table: pa.Table, layout: Layout, piece: str) -> None:
     if table.num_rows == 0:
         return
     table = schema.conform(table)
+    if layout.narrow:
+        table = table.select(list(PAIRING_COLUMNS))
     if layout.count == 1:
-        _write(layout.directory(0) / f"{piece}.arrow", table)
+        ipc.write(layout.directory(0) / f"{piece}{ipc.SUFFIX}", table)
         return
     buckets = assign(table, layout)
     ordered = table.take(pc.sort_indices(buckets))
     start = 0
     for found in sorted(pc.value_counts(buckets).to_pylist(), key=lambda c: c["values"]):
         bucket, rows = int(found["values"]), int(found["counts"])
-        _write(layout.directory(bucket) / f"{piece}.arrow", ordered.slice(start, rows))
+        ipc.write(layout.directory(bucket) / f"{piece}{ipc.SUFFIX}", ordered.slice(start, rows))
         start += rows
-
-
-def _write(target: Path, table: pa.Table) -> None:
-    temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        with (
-            pa.OSFile(str(temp), "wb") as sink,
-            pa.ipc.new_file(sink, table.schema) as w,
-        ):
-            w.write_table(table)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def read(layout: Layout, bucket: int) -> pa.Table:
     """Every row spilled to ``bucket``, in piece order (the pieces' names sort in input order)."""
-    files = sorted(layout.directory(bucket).glob("*.arrow"))
-    tables = [pa.ipc.open_file(pa.memory_map(str(path))).read_all() for path in files]
-    if not tables:
-        return schema.empty(schema.EXCHANGES)
-    return schema.conform(pa.concat_tables(tables, promote_options="permissive"))
+    spilled = ipc.read_all(sorted(layout.directory(bucket).glob(f"*{ipc.SUFFIX}")))
+    if spilled is None:
+        spilled = schema.empty(schema.EXCHANGES)
+    if layout.narrow:
+        return spilled.select(list(PAIRING_COLUMNS))
+    return schema.conform(spilled)
 
 
 def discard(layout: Layout, bucket: int) -> None:
     """Remove a bucket's spilled files once its exchanges are written to the run."""
-    for path in layout.directory(bucket).glob("*.arrow"):
+    for path in layout.directory(bucket).glob(f"*{ipc.SUFFIX}"):
         path.unlink(missing_ok=True)

@@ -15,14 +15,17 @@ Two costs decide the speed on real inputs, and both are paid per group of files,
   tap collector: Envoy's ``file_per_tap`` sink writes a file per request) gets the files in
   chunks, read and prepared in worker processes on every core when the group is large:
   decoding JSON and base64 is Python work that threads would run one at a time, and a chunk
-  prepared where it was read never sends its bodies to this process. Line-oriented logs are
-  read one file (or one piece of a large file) at a time; DuckDB already spreads each over the
-  cores. With a Dask cluster (``submit``), every input is read by the cluster's workers.
+  prepared where it was read never sends its bodies to this process.
+- **Reading large logs.** Logs of ``PARALLEL_MIN_LOG_BYTES`` or more in all are read as cuts by
+  the same workers (:mod:`~shadowdiff.engine.logcuts`), each prepared where it was read; in
+  this process, the preparing of a piece would wait for its reading and the reading for the
+  preparing. With a Dask cluster (``submit``), every input is read by the cluster's workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import multiprocessing
@@ -41,7 +44,6 @@ import pyarrow as pa
 from shadowdiff import db, schema
 from shadowdiff.collect import pieces, registry, snapshot, unwrap
 from shadowdiff.collect.base import (
-    Batch,
     Collector,
     Input,
     InputReport,
@@ -51,7 +53,7 @@ from shadowdiff.collect.base import (
     reject,
 )
 from shadowdiff.collect.lines import HEAD_BYTES, read_head
-from shadowdiff.engine import buckets
+from shadowdiff.engine import buckets, logcuts
 from shadowdiff.engine.buckets import Layout
 from shadowdiff.engine.tasks import Prepared
 from shadowdiff.errors import InputError
@@ -63,6 +65,8 @@ SNIFF_SAMPLE = 5  # files of a group sniffed to choose its collector
 MIN_CHUNK_FILES = 1000
 MAX_CHUNK_FILES = 5000
 PARALLEL_MIN_FILES = 2 * MIN_CHUNK_FILES  # fewer files are read in this process
+# Logs of fewer bytes in all are read in this process; more, as cuts in the workers.
+PARALLEL_MIN_LOG_BYTES = 64 * 1024 * 1024
 EMPTY = "-"  # the source of an input that held nothing to read
 SIZE_SAMPLE = 64  # files of a group measured for the run's size
 COMPRESSION_GUESS = 8  # how much larger than its file a compressed log is, about
@@ -126,6 +130,14 @@ class Plan:
                 compressed = item.source.path.suffix in (".gz", ".zst")
                 total += _size(item.source) * (COMPRESSION_GUESS if compressed else 1)
         return total
+
+    def log_bytes(self) -> int:
+        """Bytes of the inputs a line reader reads on its own (the logs that may be cut)."""
+        return sum(
+            _size(item.source)
+            for item in self.items
+            if isinstance(item, _One) and getattr(item.collector, "reads_lines", False)
+        )
 
     @property
     def many_files(self) -> int:
@@ -285,7 +297,10 @@ class Readers:
         self.pins = snapshot.pins(item.source for item in plan.items if isinstance(item, _One))
         workers = min(cores(), -(-plan.many_files // MIN_CHUNK_FILES))
         self.chunk_files = _chunk_files(plan.many_files, workers)
-        if plan.many_files < PARALLEL_MIN_FILES or workers < 2:
+        logs = plan.log_bytes() >= PARALLEL_MIN_LOG_BYTES
+        if logs:
+            workers = cores()
+        if (plan.many_files < PARALLEL_MIN_FILES and not logs) or workers < 2:
             return
         # pyarrow imports pandas on its first conversion of Python values (half a second):
         # imported here once, every worker inherits it.
@@ -393,7 +408,7 @@ def _read_chunk(
             rejects.extend(batch.rejects)
             reports.extend(batch.inputs)
     exchanges = pa.concat_tables(tables) if tables else schema.empty(schema.EXCHANGES)
-    prepared = prepare(_sided(Batch(exchanges), side), piece)
+    prepared = prepare(logcuts.sided(exchanges, side), piece)
     return _Chunk.of(rejects, reports, prepared)
 
 
@@ -442,7 +457,8 @@ def _pieces(
     submitted first, so the workers keep busy while this process reads the rest. Each piece
     is named by its item and its place in it, so that the names sort in input order. With
     ``submit`` (a cluster's), every input is read there, a file read on its own too."""
-    pending: list[Awaited | tuple[int, _Item]] = []
+    pending: list[Awaited | _Split | tuple[int, _Item]] = []
+    threads = _cut_threads(plan, readers, submit)
     for number, item in enumerate(plan.items):
         chunked = submit or (readers.pool.submit if readers.pool is not None else None)
         if isinstance(item, _Many) and chunked is not None:
@@ -452,12 +468,21 @@ def _pieces(
                 paths = [s.name for s in item.sources[start : start + size]]
                 piece = _piece_name(number, chunk)
                 pending.append(chunked(_read_chunk, name, paths, side, options, prepare, piece))
+        elif (
+            isinstance(item, _One)
+            and chunked is not None
+            and (split := _split(item, number, readers, chunked, submit is None, threads))
+        ):
+            pending.append(split.submitted(chunked, options, prepare))
         elif isinstance(item, _One) and submit is not None:
             scratch = readers.scratch / f"{number:07d}"
             pending.append(submit(read_one, item, options, prepare, number, scratch))
         else:
             pending.append((number, item))
     for entry in pending:
+        if isinstance(entry, _Split):
+            yield entry.merged()
+            continue
         if not isinstance(entry, tuple):
             done = entry.result()
             yield _from_chunk(done) if isinstance(done, _Chunk) else done
@@ -477,8 +502,78 @@ def _pieces(
             )
 
 
+@dataclass
+class _Split:
+    """A log read as cuts by the workers (:mod:`~shadowdiff.engine.logcuts`)."""
+
+    item: _One
+    expected: logcuts.Expected
+    tasks: Iterator[logcuts.CutTask]
+    futures: list[Awaited] = field(default_factory=list)
+
+    def submitted(self, submit: Submit, options: Options, prepare: Prepare) -> _Split:
+        """Every cut submitted, each as soon as it is planned."""
+        for task in self.tasks:
+            self.futures.append(submit(logcuts.read_cut, task, options, prepare))
+        return self
+
+    def merged(self) -> _Piece:
+        results: list[logcuts.CutResult | InputError] = []
+        for future in self.futures:
+            try:
+                results.append(future.result())
+            except InputError as e:
+                results.append(e)
+        item = self.item
+        size = self.expected.size
+        rows, report, prepared = logcuts.merged(
+            item.source, item.collector.name, size, item.strict, results
+        )
+        return rows, [report], prepared
+
+
+def _split(
+    item: _One,
+    number: int,
+    readers: Readers,
+    submit: Submit,
+    pinning: bool,
+    threads: int | None,
+) -> _Split | None:
+    """``item`` as cuts for the workers, or ``None`` to read it on its own."""
+    pinned = readers.pins.get(item.source.name)
+    expected = logcuts.splittable(item.collector, item.source, pinned, pinning)
+    if expected is None:
+        return None
+    scratch = str(readers.scratch / f"{number:07d}")
+    tasks = (
+        logcuts.CutTask(item.source, item.collector.name, cut, expected, number, scratch, threads)
+        for cut in logcuts.plan_cuts(item.source, expected)
+    )
+    return _Split(item, expected, tasks)
+
+
+def _cut_threads(plan: Plan, readers: Readers, submit: Submit | None) -> int | None:
+    """DuckDB's threads for each cut: the worker's one, unless there are fewer tasks than
+    workers (one log of a few pieces), when the cores are shared among them."""
+    if submit is not None or readers.pool is None:
+        return None
+    tasks = sum(
+        pieces.piece_count(_size(item.source))
+        for item in plan.items
+        if isinstance(item, _One) and getattr(item.collector, "reads_lines", False)
+    )
+    many = [item for item in plan.items if isinstance(item, _Many)]
+    tasks += sum(-(-len(item.sources) // readers.chunk_files) for item in many)
+    return max(1, readers.workers // max(tasks, 1)) if tasks < readers.workers else None
+
+
 def _piece_name(item: int, piece: int) -> str:
     return f"{item:07d}-{piece:06d}"
+
+
+def _nth_piece_name(item: int, first: int, n: int) -> str:
+    return _piece_name(item, first + n)
 
 
 def _from_chunk(chunk: _Chunk) -> _Piece:
@@ -531,23 +626,21 @@ def read_one(
             report.rejected += len(unwrapped.rejects)
             report.blank += unwrapped.blank
         readable = stable.source if unwrapped is None else unwrapped.source
+        report.note = "; ".join(notes) or None
         batches = 0
         for piece in _line_pieces(item.collector, readable, scratch):
-            for batch in item.collector.read(piece.source, options):
-                table = pieces.place(_sided(batch, source.side), piece)
-                pieces.place_rejects(batch.rejects, piece)
-                if unwrapped is not None:
-                    table = unwrap.restore(table, unwrapped)
-                    unwrap.restore_rejects(batch.rejects, unwrapped)
-                prepared.add(prepare(table, _piece_name(number, batches)))
-                batches += 1
-                rejects.extend(batch.rejects)
-                report.records += batch.records
-                report.rejected += len(batch.rejects)
-                report.blank += batch.blank
-                if batch.note and batch.note not in notes:
-                    notes.append(batch.note)
-        report.note = "; ".join(notes) or None
+            first = batches
+            batches += logcuts.read_batches(
+                item.collector,
+                piece,
+                options,
+                prepare,
+                functools.partial(_nth_piece_name, number, first),
+                report,
+                rejects,
+                prepared,
+                unwrapped,
+            )
     except InputError as e:
         if item.strict:
             raise
@@ -574,11 +667,3 @@ def _unwrapped(collector: Collector, source: Input, scratch: Path) -> unwrap.Unw
     if kind is None:
         return None
     return unwrap.unwrap(source, kind, snapshot.scratch_file(scratch, source))
-
-
-def _sided(batch: Batch, side: str | None) -> pa.Table:
-    table = schema.conform(batch.exchanges)
-    if side is not None:
-        sides = pa.repeat(pa.scalar(side, pa.string()), table.num_rows)
-        table = table.set_column(table.schema.get_field_index("side"), "side", sides)
-    return table

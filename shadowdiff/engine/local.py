@@ -142,10 +142,12 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
             config.redact_query, fields=config.redact_fields, headers=config.redact_headers
         )
         count = buckets.bucket_count(inputs.size(), config.buckets)
-        layout = Layout(str(work / buckets.SPILL_DIR), count, config.pair_by == "fingerprint")
+        by_fingerprint = config.pair_by == "fingerprint"
+        narrow = buckets.narrow_for(count, by_fingerprint, config.window.given)
+        layout = Layout(str(work / buckets.SPILL_DIR), count, by_fingerprint, narrow)
         layout.create()
         with _timed(timings, "collect"):
-            preparation = Preparation(config, redactor, layout)
+            preparation = Preparation(config, redactor, layout, str(work))
             submit = cluster.submit if cluster is not None else None
             collected = collect(inputs, options, readers, say, preparation, submit)
             readers.discard_spill()  # before the working directory becomes the run

@@ -2,7 +2,7 @@
 pairs' outcomes, the edges of the window, latency.
 
 Each bucket wrote its ``pairs_base``, ``diffs``, ``notes``, duplicate ids and (with a secondary
-side) the baseline's tables as Parquet parts (:mod:`~shadowdiff.engine.tasks`), and its
+side) the baseline's tables as Arrow parts (:mod:`~shadowdiff.engine.tasks`), and its
 exchanges as a part of the run's ``exchanges`` table. Here they are DuckDB tables and views of
 one connection again, named as the stages have always read them, so every verdict and
 quantile is computed over the whole window exactly as before: the noise statistics are
@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from shadowdiff import db, schema, store, window
+from shadowdiff.engine import ipc
 from shadowdiff.engine.tasks import PARTS, PARTS_DIR
 
 MEMORY_LIMIT = "512MB"
@@ -42,9 +43,12 @@ def connect(work: Path, secondary: bool) -> duckdb.DuckDBPyConnection:
     for name in PARTS:
         if name.startswith("baseline_") and not secondary:
             continue
-        source = f"read_parquet({db.literal(str(work / PARTS_DIR / name / '*.parquet'))}, "
-        source += "union_by_name = true)"
-        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {source}")
+        parts = ipc.dataset(sorted((work / PARTS_DIR / name).glob(f"*{ipc.SUFFIX}")))
+        # Loaded, not a view over the files: the stages read these tables many times, and
+        # change ``diffs`` (the noise verdicts); DuckDB spills them beyond its memory limit.
+        con.register(f"{name}_parts", parts)
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_parts")
+        con.unregister(f"{name}_parts")
     con.execute(
         f"CREATE TEMP VIEW unique_exchanges AS SELECT {UNIQUE_COLUMNS} FROM exchanges "
         "ANTI JOIN duplicates USING (request_id)"

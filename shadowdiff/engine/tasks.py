@@ -7,9 +7,10 @@ run them, in this process, in worker processes or on a Dask cluster.
   wherever it was read.
 - **A bucket** (:func:`run_bucket`): its exchanges read back; ids assigned when pairing by
   fingerprint, the ``--since/--until`` window applied (both need every record of an id or a
-  fingerprint, which the bucket holds); the exchanges written to the run as one Parquet part;
+  fingerprint, which the bucket holds); the exchanges written to the run as one Parquet part
+  (with a narrow layout, the piece's preparing wrote them instead, see ``buckets.narrow_for``);
   then pairing, status and message differences, and (with a secondary side) the baseline's,
-  written as Parquet parts for the window-wide stages (:mod:`~shadowdiff.engine.merged`).
+  written as Arrow parts for the window-wide stages (:mod:`~shadowdiff.engine.merged`).
 
 A task writes only files named by its piece or bucket, atomically, so a retried task (a worker
 killed) writes the same files again and the run's figures still balance.
@@ -30,7 +31,7 @@ from shadowdiff.config import Config
 from shadowdiff.diff.engine import redact_bodies
 from shadowdiff.diff.messages import captured, message_diffs
 from shadowdiff.diff.status import status_diffs
-from shadowdiff.engine import buckets
+from shadowdiff.engine import buckets, ipc
 from shadowdiff.engine.buckets import Layout
 from shadowdiff.noise import baseline
 from shadowdiff.normalize import normalize
@@ -66,6 +67,7 @@ class Preparation:
     config: Config
     redactor: Redactor
     layout: Layout
+    work: str  # the run's working directory: where a narrow layout's exchanges go
 
     def __call__(self, collected: pa.Table, piece: str) -> Prepared:
         if collected.num_rows == 0:
@@ -74,6 +76,8 @@ class Preparation:
         normalized = normalize(collected, config, self.redactor, assign_ids=False)
         # Bodies before anything is stored (normalize tagged the secret headers).
         exchanges = redact_bodies(normalized.exchanges, config.rules, BODIES, self.redactor)
+        if self.layout.narrow:  # stored as prepared: no bucket changes them
+            store.write_part(self.work, "exchanges", piece, exchanges)
         buckets.spill(exchanges, self.layout, piece)
         sides = exchanges.column("side")
         return Prepared(
@@ -104,7 +108,7 @@ class BucketResult:
 
 
 def part_path(work: str | Path, table: str, bucket: int) -> Path:
-    return Path(work) / PARTS_DIR / table / f"part-{bucket:04d}.parquet"
+    return Path(work) / PARTS_DIR / table / f"part-{bucket:04d}{ipc.SUFFIX}"
 
 
 def run_bucket(task: BucketTask, pool: Executor | None = None, workers: int = 1) -> BucketResult:
@@ -117,11 +121,15 @@ def run_bucket(task: BucketTask, pool: Executor | None = None, workers: int = 1)
         index = exchanges.schema.get_field_index("request_id")
         exchanges = exchanges.set_column(index, "request_id", ids)
     exchanges, outside = window.bound(exchanges, config.window, config.max_skew_ms)
-    # Written beside the pairing and diffing: pyarrow's encoder and DuckDB share the cores.
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        written = writer.submit(store.write_part, task.work, "exchanges", task.bucket, exchanges)
+    if task.layout.narrow:  # the pieces' exchanges are stored already
         counts = _pair_and_diff(exchanges, task, pool, workers)
-        written.result()
+    else:
+        # Written beside the pairing and diffing: pyarrow's encoder and DuckDB share the cores.
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            part = (task.work, "exchanges", task.bucket, exchanges)
+            written = writer.submit(store.write_part, *part)
+            counts = _pair_and_diff(exchanges, task, pool, workers)
+            written.result()
     buckets.discard(task.layout, task.bucket)
     return BucketResult(task.bucket, counts, outside, exchanges.num_rows)
 
@@ -149,7 +157,7 @@ def _pair_and_diff(
 
 
 def _write_parts(con: duckdb.DuckDBPyConnection, task: BucketTask) -> None:
-    """Every table of ``PARTS`` this bucket has, as its Parquet part (an empty part where the
+    """Every table of ``PARTS`` this bucket has, as its Arrow part (an empty part where the
     table is empty: the window-wide stages read every bucket's parts)."""
     tables = {name for (name,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     queries = {
@@ -168,4 +176,4 @@ def _write_parts(con: duckdb.DuckDBPyConnection, task: BucketTask) -> None:
     for name, query in queries.items():
         target = part_path(task.work, name, task.bucket)
         target.parent.mkdir(parents=True, exist_ok=True)
-        store.copy_query(con, query, target)
+        ipc.write(target, con.sql(query).to_arrow_table())
