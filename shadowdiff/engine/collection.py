@@ -471,7 +471,7 @@ def _pieces(
         elif (
             isinstance(item, _One)
             and chunked is not None
-            and (split := _split(item, number, readers, chunked, submit is None, threads))
+            and (split := _split(item, number, readers, submit is None, threads))
         ):
             pending.append(split.submitted(chunked, options, prepare))
         elif isinstance(item, _One) and submit is not None:
@@ -536,7 +536,6 @@ def _split(
     item: _One,
     number: int,
     readers: Readers,
-    submit: Submit,
     pinning: bool,
     threads: int | None,
 ) -> _Split | None:

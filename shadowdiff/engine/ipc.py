@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 SUFFIX = ".arrow"
 
@@ -42,10 +41,8 @@ def read_all(paths: Sequence[Path]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def dataset(paths: Sequence[Path]) -> ds.Dataset:
-    """The files of ``paths`` as one dataset, scanned a batch at a time (DuckDB reads only the
-    columns a query needs, and holds no more of the files than a batch). A column missing
-    from some files reads as nulls there."""
+def unified_schema(paths: Sequence[Path]) -> pa.Schema:
+    """One schema for the files of ``paths`` (a column missing from some files is null
+    there), read from their footers."""
     schemas = [pa.ipc.open_file(pa.memory_map(str(path))).schema for path in paths]
-    unified = pa.unify_schemas(schemas, promote_options="permissive")
-    return ds.dataset([str(p) for p in paths], schema=unified, format="ipc")
+    return pa.unify_schemas(schemas, promote_options="permissive")
