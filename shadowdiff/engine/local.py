@@ -235,6 +235,9 @@ def _cluster(config: Config, say: Progress) -> Iterator[Cluster | None]:
         return
     from shadowdiff.engine.dask import Cluster
 
+    # Nothing of this process is forked (a LocalCluster's workers are spawned), so the later
+    # imports go on beside the cluster's start and the workers' reading.
+    _import_in_background(*LATER_IMPORTS)
     with Cluster(config.scheduler, say) as cluster:
         yield cluster
 
