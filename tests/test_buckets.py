@@ -138,21 +138,28 @@ def test_tap_directories_read_by_workers_in_16_buckets(tmp_path: Path) -> None:
     assert conservation["primary"]["rejected"] == 1
 
 
-def test_a_log_read_in_pieces_gives_what_it_gives_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Cut every few kilobytes: locations and rejects keep the log's line numbers, blank lines
-    and bad lines are counted as in one piece."""
+def logs_with_bad_lines(tmp_path: Path, n: int, final_newline: bool) -> tuple[Path, Path]:
+    """A primary log of ``n`` records with blank and broken lines among them (its last line
+    without a newline unless ``final_newline``), and its mirror's ``n`` clean records."""
     p, m = tmp_path / "p.log", tmp_path / "m.log"
     lines = []
-    for i in range(400):
+    for i in range(n):
         lines.append(line(i, i * 10.0))
         if i % 37 == 0:
             lines.append("")
         if i % 53 == 0:
             lines.append('{"broken": ')
-    p.write_text("\n".join(lines) + "\n")
-    m.write_text("".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(400)))
+    p.write_text("\n".join(lines) + ("\n" if final_newline else ""))
+    m.write_text("".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(n)))
+    return p, m
+
+
+def test_a_log_read_in_pieces_gives_what_it_gives_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut every few kilobytes: locations and rejects keep the log's line numbers, blank lines
+    and bad lines are counted as in one piece."""
+    p, m = logs_with_bad_lines(tmp_path, 400, final_newline=True)
     inputs = {"primary": [str(p)], "mirror": [str(m)]}
     whole = run(tmp_path / "whole", None, **inputs)
     monkeypatch.setattr(pieces, "PIECE_BYTES", 4096)
@@ -171,16 +178,7 @@ def test_logs_read_as_cuts_by_the_workers_give_what_they_give_whole(
     """Each log cut every few kilobytes and read by the reading workers (engine.logcuts):
     the tables, every input's figures, the line numbers of locations and rejects, and the
     conservation are those of the logs read whole in this process."""
-    p, m = tmp_path / "p.log", tmp_path / "m.log"
-    lines = []
-    for i in range(600):
-        lines.append(line(i, i * 10.0))
-        if i % 37 == 0:
-            lines.append("")
-        if i % 53 == 0:
-            lines.append('{"broken": ')
-    p.write_text("\n".join(lines))  # the last line without its newline
-    m.write_text("".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(600)))
+    p, m = logs_with_bad_lines(tmp_path, 600, final_newline=False)
     inputs = {"primary": [str(p)], "mirror": [str(m)]}
     whole = run(tmp_path / "whole", count, **inputs)
     cut_into: list[int] = []

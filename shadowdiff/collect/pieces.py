@@ -63,7 +63,7 @@ class Cut:
 def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iterator[Piece]:
     """``source`` itself when it is small or compressed (a compressed log the snapshot did not
     copy is read as a stream), else its pieces, each removed when the next is asked for."""
-    size = _size(source)
+    size = file_size(source)
     if size <= piece_bytes or compression_of(source) is not None:
         yield Piece(source)
         return
@@ -104,7 +104,8 @@ def copied(log: BinaryIO, source: Input, cut: Cut, scratch: Path) -> Iterator[Pi
         path.unlink(missing_ok=True)
 
 
-def _size(source: Input) -> int:
+def file_size(source: Input) -> int:
+    """``source``'s size in bytes, 0 when it cannot be read (its reader's open says why)."""
     try:
         return source.path.stat().st_size
     except OSError:

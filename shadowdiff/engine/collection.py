@@ -125,19 +125,22 @@ class Plan:
             if isinstance(item, _Many):
                 step = max(1, len(item.sources) // SIZE_SAMPLE)
                 sample = item.sources[::step]
-                total += sum(_size(s) for s in sample) * len(item.sources) // len(sample)
+                total += sum(pieces.file_size(s) for s in sample) * len(item.sources) // len(sample)
             else:
                 compressed = item.source.path.suffix in (".gz", ".zst")
-                total += _size(item.source) * (COMPRESSION_GUESS if compressed else 1)
+                total += pieces.file_size(item.source) * (COMPRESSION_GUESS if compressed else 1)
         return total
 
-    def log_bytes(self) -> int:
-        """Bytes of the inputs a line reader reads on its own (the logs that may be cut)."""
-        return sum(
-            _size(item.source)
+    def logs(self) -> list[_One]:
+        """The inputs a line reader reads on its own: the logs that may be cut."""
+        return [
+            item
             for item in self.items
             if isinstance(item, _One) and getattr(item.collector, "reads_lines", False)
-        )
+        ]
+
+    def log_bytes(self) -> int:
+        return sum(pieces.file_size(item.source) for item in self.logs())
 
     @property
     def many_files(self) -> int:
@@ -557,11 +560,7 @@ def _cut_threads(plan: Plan, readers: Readers, submit: Submit | None) -> int | N
     workers (one log of a few pieces), when the cores are shared among them."""
     if submit is not None or readers.pool is None:
         return None
-    tasks = sum(
-        pieces.piece_count(_size(item.source))
-        for item in plan.items
-        if isinstance(item, _One) and getattr(item.collector, "reads_lines", False)
-    )
+    tasks = sum(pieces.piece_count(pieces.file_size(item.source)) for item in plan.logs())
     many = [item for item in plan.items if isinstance(item, _Many)]
     tasks += sum(-(-len(item.sources) // readers.chunk_files) for item in many)
     return max(1, readers.workers // max(tasks, 1)) if tasks < readers.workers else None
@@ -582,15 +581,8 @@ def _from_chunk(chunk: _Chunk) -> _Piece:
 def _refused(item: _Refused) -> _Piece:
     source = item.source
     row = reject(source, 0, item.reason, b"")
-    report = InputReport(source.name, source.side, item.collector, _size(source), 1, 1)
+    report = InputReport(source.name, source.side, item.collector, pieces.file_size(source), 1, 1)
     return [row], [report], Prepared()
-
-
-def _size(source: Input) -> int:
-    try:
-        return source.path.stat().st_size
-    except OSError:
-        return 0
 
 
 def read_one(
@@ -606,7 +598,7 @@ def read_one(
     (a log that grew or was rotated since reads the same); ``scratch``: where plain copies
     go (a compressed or wrapped log)."""
     source = item.source
-    size = pinned.size if pinned is not None else _size(source)
+    size = pinned.size if pinned is not None else pieces.file_size(source)
     report = InputReport(source.name, source.side, item.collector.name, size)
     rejects: list[dict[str, object]] = []
     prepared = Prepared()
