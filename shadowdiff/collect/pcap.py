@@ -51,23 +51,27 @@ Decisions:
   collector is off while a file is read (thousands of long-lived connection objects would be
   rescanned again and again); a closed connection breaks its own reference cycles so that it is
   freed at once. Batches are small enough (``BATCH_ROWS``) that peak memory does not grow with
-  the capture. One process reads a file: connections split between processes would not be
-  independent, since when idle connections are swept depends on every connection's state (a
-  late packet does not start a sweep) and which closed connections are forgotten depends on
-  the order in which all of them closed.
+  the capture.
+- **Shares.** A large capture is read by several processes at once, each taking the
+  connections of its share (``pcap_shares``). That needs every connection to be independent of
+  the others: a sweep for idle connections runs at the first segment past its time, whichever
+  connection's it is (a late packet too), and a closed connection is forgotten at the first
+  sweep ``CLOSED_SECONDS`` after it closed, whatever the others did.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import heapq
 import itertools
 import socket
 import struct
 import zlib
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -75,7 +79,7 @@ import pyarrow.compute as pc
 import zstandard
 
 from shadowdiff import schema
-from shadowdiff.collect import pcap_acks
+from shadowdiff.collect import pcap_acks, pcap_shares
 from shadowdiff.collect.base import Batch, Input, Options, reject
 from shadowdiff.collect.http1 import REQUEST_LINE, STATUS_LINE, Conversation, Message
 from shadowdiff.collect.lines import open_input
@@ -90,6 +94,7 @@ from shadowdiff.collect.pcap_records import (
     Stop,
     frames,
 )
+from shadowdiff.collect.pcap_shares import TICK, Share
 from shadowdiff.collect.tcpstream import MASK, Stream
 from shadowdiff.errors import InputError
 
@@ -119,6 +124,22 @@ class Figures(Skipped):
     conflicting_overlaps: int = 0
     gaps: int = 0
     lost_bytes: int = 0
+
+
+# What every share of a capture counts alike (it reads every packet): the rest is counted per
+# connection, in the share that has it.
+PER_PACKET = ("packets", "tcp_packets", *(f.name for f in fields(Skipped)))
+
+
+def merged_figures(shares: Sequence[Figures]) -> Figures:
+    """The figures of a capture from those of its shares (``Capture(share=...)``)."""
+    merged = Figures()
+    for name in (f.name for f in fields(Figures)):
+        if name in PER_PACKET:
+            setattr(merged, name, getattr(shares[0], name) if shares else 0)
+        else:
+            setattr(merged, name, sum(getattr(figures, name) for figures in shares))
+    return merged
 
 
 def _address(packed: bytes) -> str:
@@ -612,9 +633,10 @@ class Capture:
     >>> capture.figures.packets  # doctest: +SKIP
     """
 
-    def __init__(self, source: Input, options: Options) -> None:
+    def __init__(self, source: Input, options: Options, share: Share | None = None) -> None:
         self.source = source
         self.options = options
+        self.share = share  # only this share's connections (pcap_shares), or every one
         self.max_body = options.max_body_bytes
         self.request_id = options.request_id_header.lower()
         self.figures = Figures()
@@ -623,7 +645,10 @@ class Capture:
         self.rejects: list[dict[str, object]] = []
         self.flows: dict[bytes, tuple[_Connection, int]] = {}
         self.open: dict[_Connection, None] = {}
-        self.closed: dict[_Connection, int] = {}  # closed connections, by the time they closed
+        self.closed: set[_Connection] = set()  # closed, their keys not yet forgotten
+        # (time closed, order of closing, connection), to forget them when they are old
+        self.closing: list[tuple[int, int, _Connection]] = []
+        self.closings = itertools.count()
         self.next_sweep = 0
 
     # Records out.
@@ -647,20 +672,22 @@ class Capture:
 
     # Reading.
 
-    def batches(self) -> Iterator[Batch]:
-        """The capture's batches. The cyclic garbage collector is off meanwhile: the objects
-        of open connections live long and are many, and it would scan them again and again,
-        while closing a connection frees its objects by reference counting."""
+    def batches(self, stream: BinaryIO | None = None) -> Iterator[Batch]:
+        """The capture's batches, read from ``stream`` if given (else the source is opened).
+        The cyclic garbage collector is off meanwhile: the objects of open connections live
+        long and are many, and it would scan them again and again, while closing a connection
+        frees its objects by reference counting."""
         collecting = gc.isenabled()
         gc.disable()
         try:
-            yield from self._batches()
+            yield from self._batches(stream)
         finally:
             if collecting:
                 gc.enable()
 
-    def _batches(self) -> Iterator[Batch]:
-        with open_input(self.source) as stream:
+    def _batches(self, given: BinaryIO | None) -> Iterator[Batch]:
+        opened = open_input(self.source) if given is None else contextlib.nullcontext(given)
+        with opened as stream:
             try:
                 stretches = frames(stream, self.source.name)
             except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
@@ -672,7 +699,8 @@ class Capture:
                 for _ in self._packets(stretches):
                     yield self.batch()
             except Stop as stop:
-                self.reject(stop.packet, stop.reason, stop.excerpt)
+                if self.share is None or self.share.index == 0:  # every share meets it
+                    self.reject(stop.packet, stop.reason, stop.excerpt)
         for connection in list(self.open):
             self._close(connection)
         if not self.figures.tcp_packets and self.figures.packets and self.figures.unknown_link:
@@ -687,9 +715,14 @@ class Capture:
         """Decode the headers of each stretch of frames and feed its TCP segments to their
         connections; yields when a batch is full."""
         figures = self.figures
+        share = self.share
         for stretch in stretches:
             figures.packets += len(stretch)
-            yield from self._segments(segments(stretch, figures))
+            found = segments(stretch, figures)
+            figures.tcp_packets += len(found)
+            if share is not None:
+                found = pcap_shares.owned(found, share, self.next_sweep, SWEEP_SECONDS * NS)
+            yield from self._segments(found)
 
     def _segments(self, found: Segments) -> Iterator[None]:
         """Feed each segment to its connection, pure ACKs in bulk (``pcap_acks``); yields when
@@ -702,7 +735,6 @@ class Capture:
                 self._apply(planned.tail)
                 break
             start = swept + 1
-        self.figures.tcp_packets += len(found)
 
     def _kept(self, planned: pcap_acks.Plan) -> Generator[None, None, int | None]:
         """Handle the segments kept by ``planned`` one by one; yields when a batch is full.
@@ -739,8 +771,13 @@ class Capture:
             if entry is None or entry[0].done:
                 if entry is not None:
                     self.figures.late_packets += planned.late_before(position)
-                entry = self._new(key, shape, flags, entry, number, time)
-                if entry is None:
+                if key != TICK:
+                    entry = self._new(key, shape, flags, entry, number, time)
+                if entry is None:  # a late packet, or another share's (a tick)
+                    if time >= next_sweep:
+                        self._apply(planned.before(position))
+                        self._sweep(time)
+                        return position
                     continue
             connection, direction = entry
             connection.last_seen = time
@@ -814,7 +851,7 @@ class Capture:
         connection.last_seen = time
         for old in (self.flows.get(key), self.flows.get(reverse)):
             if old is not None:
-                self.closed.pop(old[0], None)
+                self.closed.discard(old[0])
         self.flows[key] = (connection, 0)
         self.flows[reverse] = (connection, 1)
         self.open[connection] = None
@@ -835,7 +872,8 @@ class Capture:
     def _close(self, connection: _Connection) -> None:
         connection.close()
         self.open.pop(connection, None)
-        self.closed[connection] = connection.last_seen
+        self.closed.add(connection)
+        heapq.heappush(self.closing, (connection.last_seen, next(self.closings), connection))
 
     def _sweep(self, now: int) -> None:
         """Close connections idle past ``IDLE_SECONDS`` and forget those closed long ago."""
@@ -845,11 +883,12 @@ class Capture:
             self.figures.idle_closed += 1
             self._close(connection)
         forget = now - CLOSED_SECONDS * NS
-        while self.closed:
-            connection, closed_at = next(iter(self.closed.items()))
-            if closed_at >= forget:
-                break
-            del self.closed[connection]
+        closing = self.closing
+        while closing and closing[0][0] < forget:
+            connection = heapq.heappop(closing)[2]
+            if connection not in self.closed:
+                continue  # its keys were taken by a new connection
+            self.closed.discard(connection)
             for key in connection.keys:
                 entry = self.flows.get(key)
                 if entry is not None and entry[0] is connection:
@@ -882,6 +921,7 @@ class PcapCollector:
     """
 
     name = NAME
+    reads_shares = True  # a capture may be read in shares by several processes (pcap_shares)
 
     def sniff(self, head: bytes) -> float:
         magic = head[:4]

@@ -66,7 +66,7 @@ class Segments:
     bytes object per flow and stretch); ``shapes[i]`` is ``None`` for IPv4 without VLAN tags;
     its data is ``buf[data_starts[i]:data_ends[i]]`` (none when the start is not before the
     end). ``flows[i]`` numbers its key within the stretch, ``pairs[i]`` the key and its reverse
-    together (both directions of a connection)."""
+    together (both directions of a connection), whose lesser is ``sides[i]``."""
 
     buf: bytes
     numbers: np.ndarray
@@ -80,6 +80,7 @@ class Segments:
     data_ends: np.ndarray
     flows: np.ndarray
     pairs: np.ndarray
+    sides: list[bytes]
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -130,6 +131,7 @@ def _segments(frames: Frames, columns: _Columns) -> Segments:
         columns.data_ends,
         _numbered(columns.keys) if columns.flows is None else columns.flows,
         _numbered(columns.sides) if columns.pairs is None else columns.pairs,
+        columns.sides,
     )
 
 

@@ -53,7 +53,7 @@ from shadowdiff.collect.base import (
     reject,
 )
 from shadowdiff.collect.lines import HEAD_BYTES, read_head
-from shadowdiff.engine import buckets, logcuts
+from shadowdiff.engine import buckets, captureshares, logcuts
 from shadowdiff.engine.buckets import Layout
 from shadowdiff.engine.tasks import Prepared
 from shadowdiff.errors import InputError
@@ -141,6 +141,16 @@ class Plan:
 
     def log_bytes(self) -> int:
         return sum(pieces.file_size(item.source) for item in self.logs())
+
+    def shared_captures(self) -> list[_One]:
+        """The captures large enough to be read in shares."""
+        return [
+            item
+            for item in self.items
+            if isinstance(item, _One)
+            and getattr(item.collector, "reads_shares", False)
+            and pieces.file_size(item.source) >= captureshares.MIN_SHARED_BYTES
+        ]
 
     @property
     def many_files(self) -> int:
@@ -293,14 +303,16 @@ class Readers:
         self.scratch = Path(tempfile.mkdtemp(prefix="inputs-", dir=spill_in))
         self.pins: dict[str, snapshot.Pin] = {}
         self.workers = 1  # until the pool runs
+        self.share_workers = 1  # who read a capture in shares: the pool's or the cluster's
         if cluster_workers is not None:  # a cluster's workers read every input
             self.chunk_files = _chunk_files(plan.many_files, cluster_workers)
+            self.share_workers = cluster_workers
             return
         # The inputs read on their own, as they are now, at the start (collect.snapshot).
         self.pins = snapshot.pins(item.source for item in plan.items if isinstance(item, _One))
         workers = min(cores(), -(-plan.many_files // MIN_CHUNK_FILES))
         self.chunk_files = _chunk_files(plan.many_files, workers)
-        logs = plan.log_bytes() >= PARALLEL_MIN_LOG_BYTES
+        logs = plan.log_bytes() >= PARALLEL_MIN_LOG_BYTES or bool(plan.shared_captures())
         if logs:
             workers = cores()
         if (plan.many_files < PARALLEL_MIN_FILES and not logs) or workers < 2:
@@ -318,7 +330,7 @@ class Readers:
         # Start every worker now, while this process has no other thread.
         for started in [self.pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
-        self.workers = workers
+        self.workers = self.share_workers = workers
 
     def __enter__(self) -> Readers:
         return self
@@ -460,7 +472,7 @@ def _pieces(
     submitted first, so the workers keep busy while this process reads the rest. Each piece
     is named by its item and its place in it, so that the names sort in input order. With
     ``submit`` (a cluster's), every input is read there, a file read on its own too."""
-    pending: list[Awaited | _Split | tuple[int, _Item]] = []
+    pending: list[Awaited | _Split | _Shared | tuple[int, _Item]] = []
     threads = _cut_threads(plan, readers, submit)
     for number, item in enumerate(plan.items):
         chunked = submit or (readers.pool.submit if readers.pool is not None else None)
@@ -477,13 +489,19 @@ def _pieces(
             and (split := _split(item, number, readers, submit is None, threads))
         ):
             pending.append(split.submitted(chunked, options, prepare))
+        elif (
+            isinstance(item, _One)
+            and chunked is not None
+            and (shared := _shared(item, number, readers, submit is None))
+        ):
+            pending.append(shared.submitted(chunked, options, prepare))
         elif isinstance(item, _One) and submit is not None:
             scratch = readers.scratch / f"{number:07d}"
             pending.append(submit(read_one, item, options, prepare, number, scratch))
         else:
             pending.append((number, item))
     for entry in pending:
-        if isinstance(entry, _Split):
+        if isinstance(entry, (_Split, _Shared)):
             yield entry.merged()
             continue
         if not isinstance(entry, tuple):
@@ -533,6 +551,46 @@ class _Split:
             item.source, item.collector.name, size, item.strict, results
         )
         return rows, [report], prepared
+
+
+@dataclass
+class _Shared:
+    """A capture read in shares by the workers (:mod:`~shadowdiff.engine.captureshares`)."""
+
+    item: _One
+    expected: logcuts.Expected
+    tasks: list[captureshares.ShareTask]
+    futures: list[Awaited] = field(default_factory=list)
+
+    def submitted(self, submit: Submit, options: Options, prepare: Prepare) -> _Shared:
+        for task in self.tasks:
+            self.futures.append(submit(captureshares.read_share, task, options, prepare))
+        return self
+
+    def merged(self) -> _Piece:
+        results: list[captureshares.ShareResult | InputError] = []
+        for future in self.futures:
+            try:
+                results.append(future.result())
+            except InputError as e:
+                results.append(e)
+        item = self.item
+        rows, report, prepared = captureshares.merged(
+            item.source, self.expected.size, item.strict, results
+        )
+        return rows, [report], prepared
+
+
+def _shared(item: _One, number: int, readers: Readers, pinning: bool) -> _Shared | None:
+    """The capture ``item`` in shares for the workers, or ``None`` to read it whole."""
+    if not getattr(item.collector, "reads_shares", False):
+        return None
+    pinned = readers.pins.get(item.source.name)
+    expected = captureshares.shareable(item.source, pinned, pinning)
+    count = captureshares.share_count(readers.share_workers)
+    if expected is None or count < 2:
+        return None
+    return _Shared(item, expected, captureshares.tasks(item.source, expected, number, count))
 
 
 def _split(

@@ -63,8 +63,19 @@ def splittable(
     if not getattr(collector, "reads_lines", False):
         return None
     try:
+        if unwrap.detect(read_head(source)) is not None:
+            return None
+    except (OSError, InputError):
+        return None  # read on its own, where the error is reported
+    return expected(source, pinned, pinning)
+
+
+def expected(source: Input, pinned: snapshot.Pin | None, pinning: bool) -> Expected | None:
+    """What to expect of a plain file that workers read at once (as cuts or shares), or
+    ``None`` when it must be read on its own: compressed, or changed since it was pinned."""
+    try:
         st = os.stat(source.path)
-        if compression_of(source) is not None or unwrap.detect(read_head(source)) is not None:
+        if compression_of(source) is not None:
             return None
     except (OSError, InputError):
         return None  # read on its own, where the error is reported
@@ -111,7 +122,7 @@ def read_cut(task: CutTask, options: Options, prepare: Prepare) -> CutResult:
     if task.threads is not None:
         db.threads = task.threads
     try:
-        with _opened(task) as log:
+        with opened(task.source, task.expected) as log:
             with _piece(log, task) as piece:
                 read_batches(
                     collector,
@@ -129,9 +140,8 @@ def read_cut(task: CutTask, options: Options, prepare: Prepare) -> CutResult:
 
 
 @contextlib.contextmanager
-def _opened(task: CutTask) -> Iterator[int]:
-    """The log's descriptor, once it is known to be the file the run planned."""
-    source, expected = task.source, task.expected
+def opened(source: Input, expected: Expected) -> Iterator[int]:
+    """The file's descriptor, once it is known to be the file the run planned."""
     try:
         fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -148,7 +158,7 @@ def _opened(task: CutTask) -> Iterator[int]:
         if replaced or st.st_size < expected.size:
             raise InputError(
                 f"{source.name}: replaced or cut short while the run read it (was "
-                f"{expected.size:,} bytes, now {st.st_size:,}). Run again once the log is no "
+                f"{expected.size:,} bytes, now {st.st_size:,}). Run again once the file is no "
                 "longer rotated or truncated, or on a copy of it."
             )
         yield fd

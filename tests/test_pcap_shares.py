@@ -1,0 +1,191 @@
+"""A capture read in shares (``pcap_shares``) gives what it gives read whole: the same rows,
+rejects and figures, whatever the number of shares, also where idle connections are swept,
+closed ones forgotten, ports reused and records out of time order."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pcapgen as gen
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pcapgen import Conversation, http_request, http_response
+
+import shadowdiff
+from shadowdiff.collect import pcap
+from shadowdiff.collect.base import Input, Options
+from shadowdiff.collect.pcap import Capture, Figures, merged_figures
+from shadowdiff.collect.pcap_shares import Share, sweep_points
+from shadowdiff.engine import captureshares
+from shadowdiff.testing.compare import differences
+
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+NS = 1_000_000_000
+
+
+def _read(path: Path, share: Share | None) -> tuple[list[str], list[str], Figures]:
+    capture = Capture(Input(path), Options(), share)
+    tables: list[pa.Table] = []
+    rejects: list[dict[str, object]] = []
+    for batch in capture.batches():
+        tables.append(batch.exchanges)
+        rejects.extend(batch.rejects)
+    rows = [repr(r) for t in tables for r in t.to_pylist()]
+    return rows, [repr(r) for r in rejects], capture.figures
+
+
+def assert_same_in_shares(path: Path, counts: tuple[int, ...] = (2, 3)) -> int:
+    """Read ``path`` whole and in each count of shares; how many rows it had."""
+    rows, rejects, figures = _read(path, None)
+    for count in counts:
+        shares = [_read(path, Share(index, count)) for index in range(count)]
+        assert sorted(r for s in shares for r in s[0]) == sorted(rows), count
+        assert sorted(r for s in shares for r in s[1]) == sorted(rejects), count
+        assert merged_figures([s[2] for s in shares]) == figures, count
+        # Each share has connections of its own (not one share doing all the work).
+        if figures.connections >= 20:
+            assert all(s[2].connections > 0 for s in shares), count
+    return len(rows)
+
+
+def test_the_sweep_points_follow_the_running_maximum_of_the_times() -> None:
+    times = np.array([0, 5, 3, 12, 11, 13, 25, 24, 40], dtype=np.int64)
+    # due at 0: the first; then at 10 (12 starts it), at 22 (25), at 35 (40)
+    assert sweep_points(times, 0, 10) == [0, 3, 6, 8]
+    assert sweep_points(times, 100, 10) == []
+    assert sweep_points(np.array([], dtype=np.int64), 0, 10) == []
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in CAPTURES.glob("*.pcap*")) if CAPTURES.is_dir() else []
+)
+def test_real_captures_read_the_same_in_shares(name: str) -> None:
+    assert_same_in_shares(CAPTURES / name)
+
+
+def test_busy_keepalive_traffic_reads_the_same_in_shares(tmp_path: Path) -> None:
+    packets = gen.keepalive_traffic(connections=300, exchanges=4, seed=3)
+    path = gen.write_pcap(tmp_path / "busy.pcap", gen.frames(packets))
+    assert assert_same_in_shares(path, (2, 3, 5)) == 300 * 4
+
+
+def _request(number: int) -> bytes:
+    headers = (("Host", "app"), ("x-request-id", f"r-{number}"))
+    return http_request("GET", f"/api/{number}", headers)
+
+
+def _response(number: int) -> bytes:
+    return http_response(200, b'{"n": %d}' % number, (("Content-Type", "application/json"),))
+
+
+def _connection(rng: random.Random, number: int, start: float) -> list[gen.Packet]:
+    """One connection, as the strategies below draw it: a few exchanges, pauses long enough
+    for the idle sweep or the forgetting of closed connections, an unanswered request, a
+    close, a reset or neither, and late copies of its packets after the close."""
+    talk = Conversation(
+        (f"10.0.{rng.randrange(3)}.{rng.randrange(1, 4)}", 40000 + rng.randrange(3)),
+        ("10.0.0.2", rng.choice((8081, 8082))),
+        start=start,
+        client_isn=rng.randrange(1 << 32),
+        server_isn=rng.randrange(1 << 32),
+    )
+    packets = talk.handshake() if rng.random() < 0.9 else []
+    for exchange in range(rng.randrange(4)):
+        if rng.random() < 0.3:
+            talk.time += rng.choice((5, pcap.IDLE_SECONDS + 1, pcap.CLOSED_SECONDS + 1))
+        packets += talk.exchange(_request(number * 10 + exchange), _response(exchange))
+    if rng.random() < 0.3:
+        packets += talk.request(_request(number * 10 + 9))
+    ending = rng.random()
+    if ending < 0.5:
+        packets += talk.close()
+    elif ending < 0.7:
+        packets += talk.reset()
+    for _ in range(rng.randrange(3)):  # late copies, some within CLOSED_SECONDS, some past it
+        late = rng.choice((1, pcap.CLOSED_SECONDS + 15, pcap.IDLE_SECONDS + 20))
+        if packets:
+            packets.append(replace(rng.choice(packets), time=talk.time + late))
+    return packets
+
+
+def _capture(seed: int, connections: int, swaps: int) -> list[gen.Packet]:
+    rng = random.Random(seed)
+    packets: list[gen.Packet] = []
+    for number in range(connections):
+        start = 1000.0 + rng.choice((0, 1, 30, 200, pcap.IDLE_SECONDS + 50)) * rng.random()
+        packets += _connection(rng, number, start)
+    packets.sort(key=lambda p: p.time)
+    for _ in range(swaps):  # records out of time order, as a capture of several queues has
+        if len(packets) > 1:
+            i = rng.randrange(len(packets) - 1)
+            packets[i], packets[i + 1] = packets[i + 1], packets[i]
+    return packets
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    connections=st.integers(1, 40),
+    swaps=st.integers(0, 30),
+)
+def test_any_capture_reads_the_same_in_shares(
+    tmp_path: Path, seed: int, connections: int, swaps: int
+) -> None:
+    path = gen.write_pcap(tmp_path / "c.pcap", gen.frames(_capture(seed, connections, swaps)))
+    assert_same_in_shares(path)
+
+
+def test_a_capture_cut_short_is_rejected_once(tmp_path: Path) -> None:
+    packets = gen.keepalive_traffic(connections=20, exchanges=2, seed=1)
+    path = gen.write_pcap(tmp_path / "cut.pcap", gen.frames(packets))
+    path.write_bytes(path.read_bytes()[:-30])
+    rows, rejects, _ = _read(path, None)
+    assert len(rejects) >= 1
+    assert_same_in_shares(path)
+
+
+def _figures(**values: Any) -> Figures:
+    return Figures(**values)
+
+
+def test_figures_of_shares_count_packets_once_and_connections_in_sum() -> None:
+    a = _figures(packets=10, tcp_packets=9, not_tcp=1, connections=2, gaps=1, late_packets=3)
+    b = _figures(packets=10, tcp_packets=9, not_tcp=1, connections=3, gaps=0, late_packets=1)
+    merged = merged_figures([a, b])
+    assert (merged.packets, merged.tcp_packets, merged.not_tcp) == (10, 9, 1)
+    assert (merged.connections, merged.gaps, merged.late_packets) == (5, 1, 4)
+
+
+def test_a_run_reads_a_large_capture_in_shares_and_writes_what_a_whole_read_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shadowdiff.redact.secrets.token_bytes", lambda n: b"k" * n)
+    monkeypatch.setattr("shadowdiff.engine.collection.cores", lambda: 2)
+    packets = gen.keepalive_traffic(connections=200, exchanges=3, seed=5)
+    capture = gen.write_pcap(tmp_path / "busy.pcap", gen.frames(packets))
+    capture.write_bytes(capture.read_bytes()[:-7])  # and a record cut short at the end
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[sides]\nprimary = "server_port = 8080"\nmirror = "server_port = 8081"\n')
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1 << 40)
+    run = {"inputs": [str(capture)], "rules": str(rules), "buckets": 4}
+    whole = shadowdiff.run(out=tmp_path / "whole", **run)  # type: ignore[arg-type]
+    assert (tmp_path / "whole" / "exchanges.parquet").is_file()  # one piece, one file
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1)
+    shares = shadowdiff.run(out=tmp_path / "shares", **run)  # type: ignore[arg-type]
+    # The exchanges as each share's worker prepared them: a part per share and batch.
+    assert _parts(tmp_path / "shares") == [f"part-0000000-00000{n}-000000.parquet" for n in (0, 1)]
+    assert differences(tmp_path / "whole", tmp_path / "shares") == []
+    assert whole.manifest["inputs"] == shares.manifest["inputs"]
+    assert shares.manifest["pairs"] == 300 and shares.manifest["rejects"] == 1
+
+
+def _parts(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "exchanges").iterdir())
