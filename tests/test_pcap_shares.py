@@ -22,7 +22,7 @@ from shadowdiff.collect import pcap
 from shadowdiff.collect.base import Input, Options
 from shadowdiff.collect.pcap import Capture, Figures, merged_figures
 from shadowdiff.collect.pcap_shares import Share, sweep_points
-from shadowdiff.engine import captureshares
+from shadowdiff.engine import captureshares, collection
 from shadowdiff.testing.compare import differences
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
@@ -189,3 +189,16 @@ def test_a_run_reads_a_large_capture_in_shares_and_writes_what_a_whole_read_does
 
 def _parts(out: Path) -> list[str]:
     return sorted(p.name for p in (out / "exchanges").iterdir())
+
+
+def test_a_capture_counts_for_more_buckets_than_a_log_of_its_size(tmp_path: Path) -> None:
+    """A capture's bytes are messages that its buckets hold whole: counted at
+    ``CAPTURE_WEIGHT`` times its size, a long capture gets buckets as small as a short one's."""
+    packets = gen.keepalive_traffic(connections=20, exchanges=2, seed=2)
+    capture = gen.write_pcap(tmp_path / "c.pcap", gen.frames(packets))
+    size = capture.stat().st_size
+    line = b'{"x_request_id": "r", "path": "/", "response_code": 200}\n'
+    log = tmp_path / "access.log"
+    log.write_bytes(line * (size // len(line) + 1))
+    planned = collection.plan([[Input(capture)], [Input(log)]], None)
+    assert planned.size() == size * collection.CAPTURE_WEIGHT + log.stat().st_size
