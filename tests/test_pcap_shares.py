@@ -202,3 +202,31 @@ def test_a_capture_counts_for_more_buckets_than_a_log_of_its_size(tmp_path: Path
     log.write_bytes(line * (size // len(line) + 1))
     planned = collection.plan([[Input(capture)], [Input(log)]], None)
     assert planned.size() == size * collection.CAPTURE_WEIGHT + log.stat().st_size
+
+
+def test_captures_as_many_as_the_workers_are_each_read_whole_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two large captures and two workers: a capture per worker, each read whole (a share
+    decodes every record, so sharing them as well would only add work)."""
+    monkeypatch.setattr("shadowdiff.redact.secrets.token_bytes", lambda n: b"k" * n)
+    monkeypatch.setattr("shadowdiff.engine.collection.cores", lambda: 2)
+    sides = {}
+    for side, port in (("primary", 8080), ("mirror", 8081)):
+        packets = gen.keepalive_traffic(connections=60, exchanges=3, seed=4, server_ports=(port,))
+        sides[side] = [str(gen.write_pcap(tmp_path / f"{side}.pcap", gen.frames(packets)))]
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1 << 40)
+    here = shadowdiff.run(out=tmp_path / "here", buckets=4, **sides)  # type: ignore[arg-type]
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1)
+    workers = shadowdiff.run(out=tmp_path / "workers", buckets=4, **sides)  # type: ignore[arg-type]
+    assert _parts(tmp_path / "workers") == [f"part-000000{n}-000000-000000.parquet" for n in (0, 1)]
+    assert differences(tmp_path / "here", tmp_path / "workers") == []
+    assert here.manifest["inputs"] == workers.manifest["inputs"]
+    assert workers.manifest["pairs"] == 180
+
+
+def test_shares_keep_every_worker_busy_and_no_more() -> None:
+    assert captureshares.share_count(2, 1) == 2
+    assert captureshares.share_count(8, 3) == 2
+    assert captureshares.share_count(2, 10) == 1
+    assert captureshares.share_count(64, 1) == captureshares.MAX_SHARES

@@ -42,8 +42,11 @@ def shareable(source: Input, pinned: snapshot.Pin | None, pinning: bool) -> Expe
     return found
 
 
-def share_count(workers: int) -> int:
-    return max(1, min(workers, MAX_SHARES))
+def share_count(workers: int, captures: int) -> int:
+    """How many shares each of ``captures`` large captures is read in by ``workers``: enough
+    to keep every worker busy, and no more (each share decodes every record again), so that
+    a directory of rotated captures is read a file per worker."""
+    return max(1, min(workers // max(captures, 1), MAX_SHARES))
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def read_share(task: ShareTask, options: Options, prepare: Prepare) -> ShareResu
     rows: Rows = []
     prepared = Prepared()
     records = 0
-    capture = pcap.Capture(source, options, share)
+    capture = pcap.Capture(source, options, share if share.count > 1 else None)
     with logcuts.opened(source, task.expected) as fd:
         with open(fd, "rb", closefd=False) as file:
             prefix = _Prefix(file, task.expected.size)

@@ -480,6 +480,7 @@ def _pieces(
     ``submit`` (a cluster's), every input is read there, a file read on its own too."""
     pending: list[Awaited | _Split | _Shared | tuple[int, _Item]] = []
     threads = _cut_threads(plan, readers, submit)
+    captures = len(plan.shared_captures())
     for number, item in enumerate(plan.items):
         chunked = submit or (readers.pool.submit if readers.pool is not None else None)
         if isinstance(item, _Many) and chunked is not None:
@@ -498,7 +499,7 @@ def _pieces(
         elif (
             isinstance(item, _One)
             and chunked is not None
-            and (shared := _shared(item, number, readers, submit is None))
+            and (shared := _shared(item, number, readers, submit is None, captures))
         ):
             pending.append(shared.submitted(chunked, options, prepare))
         elif isinstance(item, _One) and submit is not None:
@@ -587,15 +588,18 @@ class _Shared:
         return rows, [report], prepared
 
 
-def _shared(item: _One, number: int, readers: Readers, pinning: bool) -> _Shared | None:
-    """The capture ``item`` in shares for the workers, or ``None`` to read it whole."""
+def _shared(
+    item: _One, number: int, readers: Readers, pinning: bool, captures: int
+) -> _Shared | None:
+    """The capture ``item`` in shares for the workers (one share: read whole by one), or
+    ``None`` to read it here; ``captures``: how many of the run's are read by the workers."""
     if not getattr(item.collector, "reads_shares", False):
         return None
     pinned = readers.pins.get(item.source.name)
     expected = captureshares.shareable(item.source, pinned, pinning)
-    count = captureshares.share_count(readers.share_workers)
-    if expected is None or count < 2:
+    if expected is None:
         return None
+    count = captureshares.share_count(readers.share_workers, captures)
     return _Shared(item, expected, captureshares.tasks(item.source, expected, number, count))
 
 

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cloudpickle
+import pcapgen
 import pytest
 from click.testing import CliRunner
 
 import shadowdiff
 from benchmarks import noise as noise_corpus
 from shadowdiff.cli import main
+from shadowdiff.engine import captureshares
 from shadowdiff.errors import InputError
 from shadowdiff.testing.compare import differences
 
@@ -74,6 +76,25 @@ def test_the_dask_engine_writes_what_the_local_engine_writes(
     }
     assert differences(local.out, on_dask.out) == []
     assert local.manifest["pairs"] == 1500
+
+
+def test_a_capture_read_in_shares_by_the_cluster_writes_what_the_local_engine_writes(
+    cluster: distributed.LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1)
+    packets = pcapgen.keepalive_traffic(connections=120, exchanges=3, seed=6)
+    capture = pcapgen.write_pcap(tmp_path / "busy.pcap", pcapgen.frames(packets))
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[sides]\nprimary = "server_port = 8080"\nmirror = "server_port = 8081"\n')
+    run = {"inputs": [str(capture)], "rules": str(rules), "buckets": 4}
+    local = shadowdiff.run(out=tmp_path / "local", **run)  # type: ignore[arg-type]
+    address = cluster.scheduler_address
+    on_dask = shadowdiff.run(out=tmp_path / "dask", engine="dask", scheduler=address, **run)  # type: ignore[arg-type]
+    # The cluster's two workers each read a share: a part per share.
+    parts = sorted(p.name for p in (on_dask.out / "exchanges").iterdir())
+    assert parts == [f"part-0000000-00000{n}-000000.parquet" for n in (0, 1)]
+    assert differences(local.out, on_dask.out) == []
+    assert local.manifest["pairs"] == 180
 
 
 class KillOnce(distributed.WorkerPlugin):  # type: ignore[misc]
