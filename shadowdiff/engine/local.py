@@ -235,10 +235,10 @@ def _cluster(config: Config, say: Progress) -> Iterator[Cluster | None]:
         return
     from shadowdiff.engine.dask import Cluster
 
-    # Nothing of this process is forked (a LocalCluster's workers are spawned), so the later
-    # imports go on beside the cluster's start and the workers' reading.
-    _import_in_background(*LATER_IMPORTS)
+    # A LocalCluster's workers may be forked from this process: the later imports go on beside
+    # the workers' reading, once they are started.
     with Cluster(config.scheduler, say) as cluster:
+        _import_in_background(*LATER_IMPORTS)
         yield cluster
 
 

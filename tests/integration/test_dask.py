@@ -5,7 +5,9 @@ worker's message."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,4 +202,51 @@ def test_engine_dask_starts_a_local_cluster_when_given_no_scheduler(
         primary=[str(corpus / "primary.json")],
         mirror=[str(corpus / "mirror.json")],
     )
+    assert differences(local.out, tmp_path / "dask") == []
+
+
+FORKED_RUN = """
+import json, os, sys
+import shadowdiff
+from shadowdiff.engine import local, tasks
+
+corpus, out, marker, seen = sys.argv[1:5]
+tasks.set_in_this_process = True  # a forked worker has it; a spawned one does not
+
+def killing_once(task, *args):  # sent to the workers by value (it is __main__'s)
+    with open(seen, "a") as log:
+        log.write(f"{getattr(tasks, 'set_in_this_process', False)}\\n")
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return tasks.run_bucket(task, *args)
+    os._exit(1)  # the first bucket's worker dies
+
+local.run_bucket = killing_once
+result = shadowdiff.run(
+    out=out, engine="dask", buckets=6,
+    primary=[corpus + "/primary.json"], mirror=[corpus + "/mirror.json"],
+)
+print(json.dumps(result.manifest["engine"]))
+"""
+
+
+def test_a_local_cluster_forks_its_workers_and_spawns_the_one_that_replaces_a_dead_one(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """In a fresh process (as the ``shadowdiff`` command runs), the LocalCluster's workers are
+    forked from it (what it imported, they have); a worker that dies in a bucket is replaced
+    by a spawned one, and the task is retried."""
+    marker, seen = tmp_path / "killed", tmp_path / "seen"
+    command = [sys.executable, "-c", FORKED_RUN, str(corpus), str(tmp_path / "dask")]
+    done = subprocess.run(
+        [*command, str(marker), str(seen)], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1])["name"] == "dask"
+    assert marker.exists()
+    # The first bucket task ran in a forked worker (it saw what the parent set).
+    assert seen.read_text().splitlines()[0] == "True"
+    sides = {side: [str(corpus / f"{side}.json")] for side in ("primary", "mirror")}
+    local = shadowdiff.run(out=tmp_path / "local", buckets=6, **sides)  # type: ignore[arg-type]
     assert differences(local.out, tmp_path / "dask") == []
