@@ -546,16 +546,10 @@ class _Split:
         return self
 
     def merged(self) -> _Piece:
-        results: list[logcuts.CutResult | InputError] = []
-        for future in self.futures:
-            try:
-                results.append(future.result())
-            except InputError as e:
-                results.append(e)
         item = self.item
         size = self.expected.size
         rows, report, prepared = logcuts.merged(
-            item.source, item.collector.name, size, item.strict, results
+            item.source, item.collector.name, size, item.strict, _outcomes(self.futures)
         )
         return rows, [report], prepared
 
@@ -575,17 +569,23 @@ class _Shared:
         return self
 
     def merged(self) -> _Piece:
-        results: list[captureshares.ShareResult | InputError] = []
-        for future in self.futures:
-            try:
-                results.append(future.result())
-            except InputError as e:
-                results.append(e)
         item = self.item
         rows, report, prepared = captureshares.merged(
-            item.source, self.expected.size, item.strict, results
+            item.source, self.expected.size, item.strict, _outcomes(self.futures)
         )
         return rows, [report], prepared
+
+
+def _outcomes(futures: list[Awaited]) -> list[Any]:
+    """Each task's result, or the ``InputError`` it raised (the merging decides what it
+    costs: the run, or a reject row)."""
+    outcomes: list[Any] = []
+    for future in futures:
+        try:
+            outcomes.append(future.result())
+        except InputError as e:
+            outcomes.append(e)
+    return outcomes
 
 
 def _shared(
