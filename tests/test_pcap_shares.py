@@ -25,7 +25,7 @@ from shadowdiff.collect.pcap_shares import Share, sweep_points
 from shadowdiff.engine import captureshares, collection
 from shadowdiff.testing.compare import differences
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES = Path(__file__).parent / "fixtures" / "captures"  # copied from ../shared/captures
 NS = 1_000_000_000
 
 
@@ -54,6 +54,10 @@ def assert_same_in_shares(path: Path, counts: tuple[int, ...] = (2, 3)) -> int:
     return len(rows)
 
 
+def test_every_real_capture_is_here() -> None:
+    assert len(list(CAPTURES.glob("*.pcap*"))) == 13
+
+
 def test_the_sweep_points_follow_the_running_maximum_of_the_times() -> None:
     times = np.array([0, 5, 3, 12, 11, 13, 25, 24, 40], dtype=np.int64)
     # due at 0: the first; then at 10 (12 starts it), at 22 (25), at 35 (40)
@@ -62,9 +66,7 @@ def test_the_sweep_points_follow_the_running_maximum_of_the_times() -> None:
     assert sweep_points(np.array([], dtype=np.int64), 0, 10) == []
 
 
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in CAPTURES.glob("*.pcap*")) if CAPTURES.is_dir() else []
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in CAPTURES.glob("*.pcap*")))
 def test_real_captures_read_the_same_in_shares(name: str) -> None:
     assert_same_in_shares(CAPTURES / name)
 
