@@ -23,6 +23,7 @@ from shadowdiff.collect.base import Input, Options
 from shadowdiff.collect.pcap import Capture, Figures, merged_figures
 from shadowdiff.collect.pcap_shares import Share, sweep_points
 from shadowdiff.engine import captureshares, collection
+from shadowdiff.errors import InputError
 from shadowdiff.testing.compare import differences
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"  # copied from ../shared/captures
@@ -232,3 +233,28 @@ def test_shares_keep_every_worker_busy_and_no_more() -> None:
     assert captureshares.share_count(8, 3) == 2
     assert captureshares.share_count(2, 10) == 1
     assert captureshares.share_count(64, 1) == captureshares.MAX_SHARES
+
+
+def test_a_capture_no_share_can_read_fails_the_run_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every share meets the same error (a link type the source does not read): the run ends
+    with it once, as a whole read does, and a capture in a directory is one reject row."""
+    monkeypatch.setattr("shadowdiff.engine.collection.cores", lambda: 2)
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1)
+    packets = gen.keepalive_traffic(connections=10, exchanges=1, seed=8)
+    capture = gen.write_pcap(tmp_path / "odd.pcap", gen.frames(packets), linktype=147)
+    with pytest.raises(InputError, match=r"odd\.pcap: link type 147 is not one"):
+        shadowdiff.run(inputs=[str(capture)], out=tmp_path / "run", source="pcap")
+    good = gen.write_pcap(tmp_path / "good.pcap", gen.frames(packets))
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    for path in (capture, good):
+        path.rename(folder / path.name)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[sides]\nprimary = "server_port = 8080"\nmirror = "server_port = 8081"\n')
+    result = shadowdiff.run(inputs=[str(folder)], rules=str(rules), out=tmp_path / "run")
+    assert result.manifest["pairs"] == 5 and result.manifest["rejects"] == 1
+    con = shadowdiff.open(tmp_path / "run")
+    ((location, reason),) = con.sql("SELECT location, reason FROM rejects").fetchall()
+    assert location.endswith("odd.pcap:0") and "link type 147" in reason
