@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pcapgen as gen
@@ -27,7 +26,6 @@ from shadowdiff.errors import InputError
 from shadowdiff.testing.compare import differences
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"  # copied from ../shared/captures
-NS = 1_000_000_000
 
 
 def _read(path: Path, share: Share | None) -> tuple[list[str], list[str], Figures]:
@@ -150,18 +148,14 @@ def test_a_capture_cut_short_is_rejected_once(tmp_path: Path) -> None:
     packets = gen.keepalive_traffic(connections=20, exchanges=2, seed=1)
     path = gen.write_pcap(tmp_path / "cut.pcap", gen.frames(packets))
     path.write_bytes(path.read_bytes()[:-30])
-    rows, rejects, _ = _read(path, None)
+    _, rejects, _ = _read(path, None)
     assert len(rejects) >= 1
     assert_same_in_shares(path)
 
 
-def _figures(**values: Any) -> Figures:
-    return Figures(**values)
-
-
 def test_figures_of_shares_count_packets_once_and_connections_in_sum() -> None:
-    a = _figures(packets=10, tcp_packets=9, not_tcp=1, connections=2, gaps=1, late_packets=3)
-    b = _figures(packets=10, tcp_packets=9, not_tcp=1, connections=3, gaps=0, late_packets=1)
+    a = Figures(packets=10, tcp_packets=9, not_tcp=1, connections=2, gaps=1, late_packets=3)
+    b = Figures(packets=10, tcp_packets=9, not_tcp=1, connections=3, gaps=0, late_packets=1)
     merged = merged_figures([a, b])
     assert (merged.packets, merged.tcp_packets, merged.not_tcp) == (10, 9, 1)
     assert (merged.connections, merged.gaps, merged.late_packets) == (5, 1, 4)
