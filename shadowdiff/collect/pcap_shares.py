@@ -47,11 +47,8 @@ def owned(found: Segments, share: Share, next_sweep: int, interval: int) -> Segm
     ticks[sweep_points(found.times, next_sweep, interval)] = True
     ticks &= ~own
     kept = np.flatnonzero(own | ticks)
-    tick = ticks[kept]
-    if not tick.any():
-        return _taken(found, kept)
     taken = _taken(found, kept)
-    at = np.flatnonzero(tick)
+    at = np.flatnonzero(ticks[kept])
     for i in at.tolist():
         taken.keys[i] = TICK
         taken.sides[i] = TICK

@@ -18,7 +18,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shadowdiff.collect import pcap, snapshot
+from shadowdiff.collect import pcap
 from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.pcap_shares import Share
 from shadowdiff.engine import logcuts
@@ -26,20 +26,12 @@ from shadowdiff.engine.logcuts import CutResult, Expected, Prepare, Rows
 from shadowdiff.engine.tasks import Prepared
 from shadowdiff.errors import InputError
 
-# A smaller capture is read whole: its reading takes less than starting the workers.
+# A smaller capture is read whole in the run's process: its reading takes less than starting
+# the workers (``collection.Plan.shared_captures``).
 MIN_SHARED_BYTES = 16 * 1024 * 1024
 MAX_SHARES = 16
 
 ShareResult = tuple[Rows, pcap.Figures, Prepared, int]  # and the records read
-
-
-def shareable(source: Input, pinned: snapshot.Pin | None, pinning: bool) -> Expected | None:
-    """What to expect of the capture ``source`` when it is read in shares, or ``None`` to read
-    it whole: small, compressed, or changed since it was pinned."""
-    found = logcuts.expected(source, pinned, pinning)
-    if found is None or found.size < MIN_SHARED_BYTES:
-        return None
-    return found
 
 
 def share_count(workers: int, captures: int) -> int:

@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -478,9 +478,9 @@ def _pieces(
     submitted first, so the workers keep busy while this process reads the rest. Each piece
     is named by its item and its place in it, so that the names sort in input order. With
     ``submit`` (a cluster's), every input is read there, a file read on its own too."""
-    pending: list[Awaited | _Split | _Shared | tuple[int, _Item]] = []
+    pending: list[Awaited | _Spread | tuple[int, _Item]] = []
     threads = _cut_threads(plan, readers, submit)
-    captures = len(plan.shared_captures())
+    shared = {item.source.name for item in plan.shared_captures()}
     for number, item in enumerate(plan.items):
         chunked = submit or (readers.pool.submit if readers.pool is not None else None)
         if isinstance(item, _Many) and chunked is not None:
@@ -493,22 +493,19 @@ def _pieces(
         elif (
             isinstance(item, _One)
             and chunked is not None
-            and (split := _split(item, number, readers, submit is None, threads))
+            and (
+                spread := _split(item, number, readers, submit is None, threads)
+                or _shared(item, number, readers, submit is None, shared)
+            )
         ):
-            pending.append(split.submitted(chunked, options, prepare))
-        elif (
-            isinstance(item, _One)
-            and chunked is not None
-            and (shared := _shared(item, number, readers, submit is None, captures))
-        ):
-            pending.append(shared.submitted(chunked, options, prepare))
+            pending.append(spread.submitted(chunked, options, prepare))
         elif isinstance(item, _One) and submit is not None:
             scratch = readers.scratch / f"{number:07d}"
             pending.append(submit(read_one, item, options, prepare, number, scratch))
         else:
             pending.append((number, item))
     for entry in pending:
-        if isinstance(entry, (_Split, _Shared)):
+        if isinstance(entry, _Spread):
             yield entry.merged()
             continue
         if not isinstance(entry, tuple):
@@ -531,48 +528,26 @@ def _pieces(
 
 
 @dataclass
-class _Split:
-    """A log read as cuts by the workers (:mod:`~shadowdiff.engine.logcuts`)."""
+class _Spread:
+    """One input read by several tasks of the workers: a log as cuts
+    (:mod:`~shadowdiff.engine.logcuts`), a capture in shares
+    (:mod:`~shadowdiff.engine.captureshares`). ``merge`` makes the input's rejects, report
+    and preparation of the tasks' results (each an ``InputError`` where the task raised one)."""
 
-    item: _One
-    expected: logcuts.Expected
-    tasks: Iterator[logcuts.CutTask]
+    tasks: Iterable[Any]
+    read: Callable[..., Any]
+    merge: Callable[[list[Any]], logcuts.CutResult]
     futures: list[Awaited] = field(default_factory=list)
 
-    def submitted(self, submit: Submit, options: Options, prepare: Prepare) -> _Split:
-        """Every cut submitted, each as soon as it is planned."""
+    def submitted(self, submit: Submit, options: Options, prepare: Prepare) -> _Spread:
+        """Every task submitted, each as soon as it is planned (a log's cuts are planned as
+        the last one's lines are counted)."""
         for task in self.tasks:
-            self.futures.append(submit(logcuts.read_cut, task, options, prepare))
+            self.futures.append(submit(self.read, task, options, prepare))
         return self
 
     def merged(self) -> _Piece:
-        item = self.item
-        size = self.expected.size
-        rows, report, prepared = logcuts.merged(
-            item.source, item.collector.name, size, item.strict, _outcomes(self.futures)
-        )
-        return rows, [report], prepared
-
-
-@dataclass
-class _Shared:
-    """A capture read in shares by the workers (:mod:`~shadowdiff.engine.captureshares`)."""
-
-    item: _One
-    expected: logcuts.Expected
-    tasks: list[captureshares.ShareTask]
-    futures: list[Awaited] = field(default_factory=list)
-
-    def submitted(self, submit: Submit, options: Options, prepare: Prepare) -> _Shared:
-        for task in self.tasks:
-            self.futures.append(submit(captureshares.read_share, task, options, prepare))
-        return self
-
-    def merged(self) -> _Piece:
-        item = self.item
-        rows, report, prepared = captureshares.merged(
-            item.source, self.expected.size, item.strict, _outcomes(self.futures)
-        )
+        rows, report, prepared = self.merge(_outcomes(self.futures))
         return rows, [report], prepared
 
 
@@ -589,18 +564,21 @@ def _outcomes(futures: list[Awaited]) -> list[Any]:
 
 
 def _shared(
-    item: _One, number: int, readers: Readers, pinning: bool, captures: int
-) -> _Shared | None:
+    item: _One, number: int, readers: Readers, pinning: bool, shared: set[str]
+) -> _Spread | None:
     """The capture ``item`` in shares for the workers (one share: read whole by one), or
-    ``None`` to read it here; ``captures``: how many of the run's are read by the workers."""
-    if not getattr(item.collector, "reads_shares", False):
+    ``None`` to read it here; ``shared``: the names of the captures large enough to share
+    (``Plan.shared_captures``)."""
+    source = item.source
+    if source.name not in shared:
         return None
-    pinned = readers.pins.get(item.source.name)
-    expected = captureshares.shareable(item.source, pinned, pinning)
-    if expected is None:
+    expected = logcuts.expected(source, readers.pins.get(source.name), pinning)
+    if expected is None:  # compressed, or changed since it was pinned
         return None
-    count = captureshares.share_count(readers.share_workers, captures)
-    return _Shared(item, expected, captureshares.tasks(item.source, expected, number, count))
+    count = captureshares.share_count(readers.share_workers, len(shared))
+    merge = functools.partial(captureshares.merged, source, expected.size, item.strict)
+    tasks = captureshares.tasks(source, expected, number, count)
+    return _Spread(tasks, captureshares.read_share, merge)
 
 
 def _split(
@@ -609,7 +587,7 @@ def _split(
     readers: Readers,
     pinning: bool,
     threads: int | None,
-) -> _Split | None:
+) -> _Spread | None:
     """``item`` as cuts for the workers, or ``None`` to read it on its own."""
     pinned = readers.pins.get(item.source.name)
     expected = logcuts.splittable(item.collector, item.source, pinned, pinning)
@@ -620,7 +598,9 @@ def _split(
         logcuts.CutTask(item.source, item.collector.name, cut, expected, number, scratch, threads)
         for cut in logcuts.plan_cuts(item.source, expected)
     )
-    return _Split(item, expected, tasks)
+    collector, strict = item.collector.name, item.strict
+    merge = functools.partial(logcuts.merged, item.source, collector, expected.size, strict)
+    return _Spread(tasks, logcuts.read_cut, merge)
 
 
 def _cut_threads(plan: Plan, readers: Readers, submit: Submit | None) -> int | None:
