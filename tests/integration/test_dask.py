@@ -231,12 +231,12 @@ print(json.dumps(result.manifest["engine"]))
 """
 
 
-def test_a_local_cluster_forks_its_workers_and_spawns_the_one_that_replaces_a_dead_one(
+def test_a_local_cluster_forks_its_workers_and_a_dead_one_costs_a_retry(
     corpus: Path, tmp_path: Path
 ) -> None:
     """In a fresh process (as the ``shadowdiff`` command runs), the LocalCluster's workers are
-    forked from it (what it imported, they have); a worker that dies in a bucket is replaced
-    by a spawned one, and the task is retried."""
+    forked from it (what it imported, they have); a worker that dies in a bucket costs a
+    retry of its task (its replacement is spawned: the fork is only for the cluster's start)."""
     marker, seen = tmp_path / "killed", tmp_path / "seen"
     command = [sys.executable, "-c", FORKED_RUN, str(corpus), str(tmp_path / "dask")]
     done = subprocess.run(
