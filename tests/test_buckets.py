@@ -138,18 +138,23 @@ def test_tap_directories_read_by_workers_in_16_buckets(tmp_path: Path) -> None:
     assert conservation["primary"]["rejected"] == 1
 
 
-def logs_with_bad_lines(tmp_path: Path, n: int, final_newline: bool) -> tuple[Path, Path]:
+def logs_with_bad_lines(
+    tmp_path: Path, n: int, final_newline: bool, carriage_returns: bool = False
+) -> tuple[Path, Path]:
     """A primary log of ``n`` records with blank and broken lines among them (its last line
-    without a newline unless ``final_newline``), and its mirror's ``n`` clean records."""
+    without a newline unless ``final_newline``; with ``carriage_returns``, some lines end in
+    CRLF and some hold two objects parted by a lone CR), and its mirror's ``n`` clean records."""
     p, m = tmp_path / "p.log", tmp_path / "m.log"
     lines = []
     for i in range(n):
-        lines.append(line(i, i * 10.0))
+        lines.append(line(i, i * 10.0) + ("\r" if carriage_returns and i % 41 == 0 else ""))
         if i % 37 == 0:
             lines.append("")
         if i % 53 == 0:
             lines.append('{"broken": ')
-    p.write_text("\n".join(lines) + ("\n" if final_newline else ""))
+        if carriage_returns and i % 101 == 0:
+            lines.append('{"response_code": 200}\r{"response_code": 203}')
+    p.write_bytes(("\n".join(lines) + ("\n" if final_newline else "")).encode())
     m.write_text("".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(n)))
     return p, m
 
@@ -171,14 +176,15 @@ def test_a_log_read_in_pieces_gives_what_it_gives_whole(
     assert len(located) == 8 and all(loc.startswith(f"{p}:") for (loc,) in located)
 
 
-@pytest.mark.parametrize("count", [1, 4])
+@pytest.mark.parametrize(("count", "carriage_returns"), [(1, False), (4, False), (4, True)])
 def test_logs_read_as_cuts_by_the_workers_give_what_they_give_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, carriage_returns: bool
 ) -> None:
     """Each log cut every few kilobytes and read by the reading workers (engine.logcuts):
     the tables, every input's figures, the line numbers of locations and rejects, and the
-    conservation are those of the logs read whole in this process."""
-    p, m = logs_with_bad_lines(tmp_path, 600, final_newline=False)
+    conservation are those of the logs read whole in this process. With carriage returns, the
+    cuts that hold one are cut into lines by splitlines, as the whole log is."""
+    p, m = logs_with_bad_lines(tmp_path, 600, False, carriage_returns)
     inputs = {"primary": [str(p)], "mirror": [str(m)]}
     whole = run(tmp_path / "whole", count, **inputs)
     cut_into: list[int] = []
@@ -200,7 +206,8 @@ def test_logs_read_as_cuts_by_the_workers_give_what_they_give_whole(
     assert whole["inputs"] == cut["inputs"]
     con = shadowdiff.open(tmp_path / "cut")
     located = con.sql("SELECT location FROM rejects ORDER BY 1").fetchall()
-    assert len(located) == 12 and all(loc.startswith(f"{p}:") for (loc,) in located)
+    assert len(located) == 12 + 6 * carriage_returns
+    assert all(loc.startswith(f"{p}:") for (loc,) in located)
 
 
 def test_pieces_cut_at_line_ends_and_count_the_lines(tmp_path: Path) -> None:

@@ -26,6 +26,9 @@ class Input:
     # How many lines the file holds, when that is known before it is read (a piece of a log,
     # counted as it was cut): the line readers' check then need not count them again.
     lines: int | None = None
+    # Whether it holds a carriage return, when that was seen as its lines were counted: a file
+    # with one is cut into lines by ``lines.split_lines`` rather than DuckDB's line reader.
+    carriage_return: bool | None = None
 
     @property
     def name(self) -> str:

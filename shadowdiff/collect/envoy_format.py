@@ -447,8 +447,13 @@ def _pattern(fmt: Format, n_tokens: int, lenient: bool) -> str:
                 parts.append(f"({word}(?: {word}){{{own_spaces}}})")
             else:
                 parts.append(f"({word})")
-        elif after is None:
-            parts.append("([^ ]*)")
+        elif after is None:  # the last value: a word, or as many as a formatted time has
+            if own_spaces is None:
+                parts.append("(.*)")
+            elif own_spaces:
+                parts.append(f"([^ ]*(?: [^ ]*){{{own_spaces}}})")
+            else:
+                parts.append("([^ ]*)")
         else:
             parts.append("(.*?)")  # two operators with nothing between: take the shortest
     return "".join(parts)

@@ -760,11 +760,12 @@ def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | Non
                 table: pa.Table | None = _arrow(con, typed_select(layout, relation))
             except duckdb.Error:
                 table = None  # a line that is not an object, not UTF-8, cut short, ...
-        total = counting.result()
+        counted = counting.result()
     # read_json skips blank lines and reads a `null` line as a row of nulls: either would shift
     # line numbers, so both send the file to the exact path.
-    if table is None or total is None or table.num_rows != total:
+    if table is None or counted is None or table.num_rows != counted.lines:
         return None
+    total = counted.lines
     if pc.any(table.column("_empty")).as_py():
         return None
     table = table.drop_columns(["_empty"]).append_column(

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff import db
+from shadowdiff.collect import splitlines
 from shadowdiff.collect.base import Input, reject
 from shadowdiff.errors import InputError
 
@@ -27,6 +28,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 HEAD_BYTES = 64 * 1024
 COUNT_CHUNK = 1 << 20
 NEWLINE = 10
+CARRIAGE_RETURN = b"\r"
 # DuckDB's line reader rejects a line over its maximum size, but one longer than its buffer it
 # drops without a word: every line at least this long is checked against the rows it gave.
 LONG_LINE_BYTES = 2 * 1024 * 1024
@@ -81,43 +83,58 @@ def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
             ) from e
 
 
-def count_lines(source: Input, kind: str | None) -> int | None:
+@dataclass(frozen=True)
+class Counted:
+    """What one pass over a file's bytes found: its ``lines`` (an unterminated last one
+    counted) and whether any byte is a carriage return (which DuckDB's line reader would take
+    for a line end: such a file is cut into lines by :func:`split_lines`)."""
+
+    lines: int
+    carriage_return: bool
+
+
+def count_lines(source: Input, kind: str | None) -> Counted | None:
     """Lines in the (decompressed) file, blank ones and an unterminated last one included, as
-    read_json counts them: only "\\n" ends a line. None when the file cannot be read."""
-    if source.lines is not None:
-        return source.lines
+    read_json counts them (only "\\n" ends a line), and whether it holds a "\\r". None when
+    the file cannot be read."""
+    if source.lines is not None and source.carriage_return is not None:
+        return Counted(source.lines, source.carriage_return)
     try:
         if kind is None:
             return _count_mapped(source)
-        newlines, last = 0, b"\n"
+        newlines, last, carriage_return = 0, b"\n", False
         with open_input(source) as stream:
             while chunk := stream.read(COUNT_CHUNK):
                 newlines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == NEWLINE))
+                carriage_return = carriage_return or CARRIAGE_RETURN in chunk
                 last = chunk[-1:]
-        return newlines + (last != b"\n")
+        return Counted(newlines + (last != b"\n"), carriage_return)
     except (OSError, EOFError, ValueError, InputError):
         return None  # the exact path says what is wrong with the file
 
 
-def count_range(fd: int, start: int, end: int) -> int:
+def count_range(fd: int, start: int, end: int) -> Counted:
     """Lines in bytes ``start`` to ``end`` of the open file ``fd`` (an unterminated last line
-    counted), counted over a memory map whose counted pages leave the process."""
+    counted), and whether they hold a carriage return, counted over a memory map whose counted
+    pages leave the process."""
     if end <= start:
-        return 0
+        return Counted(0, False)
     with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
         data = np.frombuffer(mapped, dtype=np.uint8)
-        newlines = 0
+        newlines, carriage_return = 0, False
         for i in range(start, end, COUNT_CHUNK):
             stop = min(i + COUNT_CHUNK, end)
             newlines += int(np.count_nonzero(data[i:stop] == NEWLINE))
+            # memchr over pages the count just touched: ~0.1 s per GB more
+            carriage_return = carriage_return or mapped.find(CARRIAGE_RETURN, i, stop) >= 0
             page = i - i % mmap.PAGESIZE
             mapped.madvise(mmap.MADV_DONTNEED, page, stop - page)
         unterminated = bool(data[end - 1] != NEWLINE)
         del data  # the map cannot close while numpy holds it
-    return newlines + unterminated
+    return Counted(newlines + unterminated, carriage_return)
 
 
-def _count_mapped(source: Input) -> int:
+def _count_mapped(source: Input) -> Counted:
     # numpy over a memory map counts newlines ~3x faster than bytes.count, on one core.
     with open(source.path, "rb") as f:
         return count_range(f.fileno(), 0, f.seek(0, 2))
@@ -140,14 +157,13 @@ class Lines:
     unterminated: int | None = None
 
 
-def _csv_options(kind: str | None, crlf: bool = False) -> str:
+def _csv_options(kind: str | None) -> str:
     # One VARCHAR column per line: no quoting, and a delimiter no log line contains, so DuckDB's
-    # parallel reader splits only on newlines. DuckDB also breaks lines at a lone '\r'; Envoy
-    # never writes one (HTTP forbids CR in header values), so only CRLF files need telling apart.
-    newline = "\\r\\n" if crlf else "\\n"
+    # parallel reader splits only on newlines (and at a carriage return, which is why a file
+    # with one is cut by splitlines instead).
     return (
         "columns={'line': 'VARCHAR'}, delim='\x1f\x1e\x1d', quote='', escape='', "
-        f"header=false, auto_detect=false, strict_mode=false, new_line='{newline}', "
+        "header=false, auto_detect=false, strict_mode=false, new_line='\\n', "
         "ignore_errors=true, store_rejects=true, "
         f"compression='{kind or 'none'}'"
     )
@@ -176,6 +192,11 @@ def _last_byte_is_newline(source: Input, kind: str | None) -> bool:
         return f.read(1) == b"\n"
 
 
+# Cheap blank test first: trim() on every line costs a copy of the file.
+# (CASE, not AND: DuckDB evaluates both sides of an AND.)
+BLANK = "line IS NULL OR CASE WHEN ord(line) IN (9, 13, 32) THEN trim(line) = '' ELSE false END"
+
+
 def scan(source: Input, select: str) -> Lines:
     """Read ``source`` line by line with DuckDB and run ``select`` over it.
 
@@ -183,23 +204,20 @@ def scan(source: Input, select: str) -> Lines:
     ``_blank``) that keeps row order (projections only) and returns ``line``, ``_blank``, a
     boolean ``_ok`` and a text ``_reason`` for the lines it cannot parse, plus its own columns.
 
+    DuckDB's line reader cuts the file, unless it holds a carriage return, which that reader
+    takes for a line end: such a file is cut by :mod:`~shadowdiff.collect.splitlines`.
+
     Raises ``InputError`` when the file as a whole cannot be read.
     """
     kind = compression_of(source)
-    crlf = b"\r\n" in read_head(source)
+    if source.lines is not None and source.carriage_return:
+        return _scan_split(source, select, kind)
     path = db.literal(str(source.path))
-    # Cheap blank test first: trim() on every line costs a copy of the file.
-    # (CASE, not AND: DuckDB evaluates both sides of an AND.)
-    blank = "line IS NULL OR CASE WHEN ord(line) IN (9, 13, 32) THEN trim(line) = '' ELSE false END"
-    query = (
-        f"WITH lines AS (SELECT line, {blank} AS _blank "
-        f"FROM read_csv({path}, {_csv_options(kind, crlf)})), parsed AS ({select}) "
-        # Keep the raw text only where it is evidence for a reject: copying every line is slow.
-        "SELECT CASE WHEN _blank OR coalesce(_ok, false) THEN NULL ELSE line END AS line, "
-        "* EXCLUDE (line) FROM parsed"
-    )
+    query = _query(f"SELECT line FROM read_csv({path}, {_csv_options(kind)})", select)
     con = db.connect()
-    # Counting the lines (the check that none was dropped) runs beside the query.
+    failure: duckdb.Error | None = None
+    # Counting the lines (the check that none was dropped, and for a carriage return) runs
+    # beside the query.
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_lines, source, kind)
         try:
@@ -208,27 +226,71 @@ def scan(source: Input, select: str) -> Lines:
                 "SELECT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
             ).fetchall()
         except duckdb.Error as e:
+            failure = e
+        finally:
+            con.close()
+        counted = counting.result()
+    if counted is not None and counted.carriage_return:
+        return _scan_split(source, select, kind)
+    if failure is not None:
+        raise InputError(
+            f"{source.name}: cannot be read as lines ({str(failure).splitlines()[0]}). "
+            "Is it complete, and is it a log file?"
+        ) from failure
+    rejected = sorted({int(row[0]) for row in errors})
+    rejects = [
+        reject(source, int(line), _reader_reason(str(error), str(message)), str(text or ""))
+        for line, error, message, text in errors
+    ]
+    missing = (counted.lines if counted is not None else 0) - table.num_rows - len(rejected)
+    if missing > 0:
+        # Lines DuckDB dropped without a reject (longer than its buffer): found by length.
+        dropped = _longest_lines(source, set(rejected), missing)
+        rejects += [reject(source, n, splitlines.too_long(size), head) for n, size, head in dropped]
+        rejected = sorted({*rejected, *(n for n, _, _ in dropped)})
+    return _numbered(source, kind, table, rejects, rejected)
+
+
+def _scan_split(source: Input, select: str, kind: str | None) -> Lines:
+    """:func:`scan` over the lines :mod:`~shadowdiff.collect.splitlines` cuts."""
+    with open_input(source) as stream:
+        split = splitlines.Split(source, stream)
+        con = db.connect()
+        try:
+            con.register("split_lines", split.reader())
+            relation = "SELECT nullif(line, '') AS line FROM split_lines"
+            table = con.sql(_query(relation, select)).to_arrow_table()
+        except duckdb.Error as e:
             raise InputError(
                 f"{source.name}: cannot be read as lines ({str(e).splitlines()[0]}). "
                 "Is it complete, and is it a log file?"
             ) from e
         finally:
             con.close()
-        total = counting.result()
-    rejected = sorted({int(row[0]) for row in errors})
-    rejects = [
-        reject(source, int(line), _reader_reason(str(error), str(message)), str(text or ""))
-        for line, error, message, text in errors
-    ]
-    missing = (total or 0) - table.num_rows - len(rejected)
-    if missing > 0:
-        # Lines DuckDB dropped without a reject (longer than its buffer): found by length.
-        dropped = _longest_lines(source, set(rejected), missing)
-        rejects += [
-            reject(source, n, f"line of {size / 2**20:.0f} MB exceeds the line limit", head)
-            for n, size, head in dropped
-        ]
-        rejected = sorted({*rejected, *(n for n, _, _ in dropped)})
+    if split.error is not None:
+        raise split.error
+    return _numbered(source, kind, table, split.rejects, split.rejected)
+
+
+def _query(relation: str, select: str) -> str:
+    """``select`` over the lines of ``relation`` (one column, ``line``)."""
+    return (
+        f"WITH lines AS (SELECT line, {BLANK} AS _blank FROM ({relation})), "
+        f"parsed AS ({select}) "
+        # Keep the raw text only where it is evidence for a reject: copying every line is slow.
+        "SELECT CASE WHEN _blank OR coalesce(_ok, false) THEN NULL ELSE line END AS line, "
+        "* EXCLUDE (line) FROM parsed"
+    )
+
+
+def _numbered(
+    source: Input,
+    kind: str | None,
+    table: pa.Table,
+    rejects: list[dict[str, object]],
+    rejected: list[int],
+) -> Lines:
+    """The scanned rows numbered by their lines, blank ones counted and left out."""
     # Rows come in file order; lines the reader rejected are missing. Every other line number
     # is the next one not rejected.
     everything = np.arange(1, table.num_rows + len(rejected) + 1, dtype=np.int64)

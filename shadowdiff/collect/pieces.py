@@ -58,6 +58,7 @@ class Cut:
     end: int
     lines_before: int
     lines: int
+    carriage_return: bool = False  # whether it holds a "\r" (see lines.Counted)
 
 
 def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iterator[Piece]:
@@ -82,9 +83,9 @@ def cuts(log: BinaryIO, size: int, piece_bytes: int = PIECE_BYTES) -> Iterator[C
         if end < size:
             log.seek(end - 1)
             end = min(size, end + len(log.readline()) - 1)  # to the end of the line it fell in
-        lines = count_range(log.fileno(), start, end)
-        yield Cut(number, start, end, lines_before, lines)
-        lines_before += lines  # only the last piece may end without a newline
+        counted = count_range(log.fileno(), start, end)
+        yield Cut(number, start, end, lines_before, counted.lines, counted.carriage_return)
+        lines_before += counted.lines  # only the last piece may end without a newline
         start, number = end, number + 1
 
 
@@ -99,7 +100,8 @@ def copied(log: BinaryIO, source: Input, cut: Cut, scratch: Path) -> Iterator[Pi
     path = scratch / f"piece-{cut.number:05d}-{uuid.uuid4().hex[:8]}.log"
     try:
         _copy_range(log, path, cut.start, cut.end)
-        yield Piece(Input(path, source.side, source.name, cut.lines), cut.lines_before)
+        piece = Input(path, source.side, source.name, cut.lines, cut.carriage_return)
+        yield Piece(piece, cut.lines_before)
     finally:
         path.unlink(missing_ok=True)
 

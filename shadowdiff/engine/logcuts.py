@@ -172,7 +172,8 @@ def _piece(fd: int, task: CutTask) -> Iterator[pieces.Piece]:
     nothing was added since, else a copy of the cut's bytes."""
     source, cut = task.source, task.cut
     if cut.start == 0 and cut.end == os.fstat(fd).st_size:
-        yield pieces.Piece(dataclasses.replace(source, lines=cut.lines))
+        whole = dataclasses.replace(source, lines=cut.lines, carriage_return=cut.carriage_return)
+        yield pieces.Piece(whole)
         return
     with open(fd, "rb", closefd=False) as log:
         with pieces.copied(log, source, cut, Path(task.scratch)) as piece:

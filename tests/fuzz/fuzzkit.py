@@ -303,22 +303,16 @@ def line_count(text: bytes) -> int:
     return text.count(b"\n") + (1 if text and not text.endswith(b"\n") else 0)
 
 
-def lone_carriage_returns(text: bytes) -> int:
-    """``\\r`` bytes not followed by ``\\n``: DuckDB's line reader breaks lines at them (see
-    the strict-xfail regression tests in test_fuzz_lines.py)."""
-    return len(re.findall(rb"\r(?!\n)", text))
-
-
 def line_number(location: str, path: Path) -> int:
     prefix = f"{path}:"
     assert location.startswith(prefix), location
     return int(location[len(prefix) :])
 
 
-def assert_every_line_accounted(got: Read, data: bytes, strict: bool = False) -> None:
+def assert_every_line_accounted(got: Read, data: bytes) -> None:
     """A line reader's books: every line of the (decompressed) file is an exchange, a reject or
-    blank, each line at most once, under its own line number. Not ``strict``: a file with a
-    lone CR (a known bug) is only held to bounds."""
+    blank, each line at most once, under its own line number (only a newline ends a line: a
+    carriage return before one is part of the line end, any other is part of the line)."""
     text = decompressed(data)
     numbers = [line_number(loc, got.path) for loc in got.locations()]
     assert len(numbers) == got.records
@@ -326,10 +320,6 @@ def assert_every_line_accounted(got: Read, data: bytes, strict: bool = False) ->
     if text is None:
         return  # cut-short compression: the lines before the cut, if any, are all we know
     lines = line_count(text)
-    if lone_carriage_returns(text) and not strict:
-        # Known bug (xfail in test_fuzz_lines.py): a lone CR splits a line. Bounded still.
-        assert lines <= got.records + got.blank <= lines + text.count(b"\r")
-        return
     assert got.records + got.blank == lines, (
         f"{lines} lines, but {got.exchanges} exchanges + {len(got.rejects)} rejects "
         f"+ {got.blank} blank"
