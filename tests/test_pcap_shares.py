@@ -4,6 +4,7 @@ closed ones forgotten, ports reused and records out of time order."""
 
 from __future__ import annotations
 
+import gzip
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -217,6 +218,34 @@ def test_captures_as_many_as_the_workers_are_each_read_whole_by_one(
     monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1)
     workers = shadowdiff.run(out=tmp_path / "workers", buckets=4, **sides)  # type: ignore[arg-type]
     assert _parts(tmp_path / "workers") == [f"part-000000{n}-000000-000000.parquet" for n in (0, 1)]
+    assert differences(tmp_path / "here", tmp_path / "workers") == []
+    assert here.manifest["inputs"] == workers.manifest["inputs"]
+    assert workers.manifest["pairs"] == 180
+
+
+def test_a_compressed_capture_leaves_the_workers_to_the_plain_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compressed capture is read in this process, never in shares: it does not count when
+    the large captures share out the workers, so the plain one gets both."""
+    monkeypatch.setattr("shadowdiff.redact.secrets.token_bytes", lambda n: b"k" * n)
+    monkeypatch.setattr("shadowdiff.engine.collection.cores", lambda: 2)
+    sides = {}
+    for side, port in (("primary", 8080), ("mirror", 8081)):
+        packets = gen.keepalive_traffic(connections=60, exchanges=3, seed=4, server_ports=(port,))
+        path = gen.write_pcap(tmp_path / f"{side}.pcap", gen.frames(packets))
+        if side == "mirror":
+            packed = path.with_suffix(".pcap.gz")
+            packed.write_bytes(gzip.compress(path.read_bytes()))
+            path.unlink()
+            path = packed
+        sides[side] = [str(path)]
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1 << 40)
+    here = shadowdiff.run(out=tmp_path / "here", buckets=4, **sides)  # type: ignore[arg-type]
+    monkeypatch.setattr(captureshares, "MIN_SHARED_BYTES", 1)
+    workers = shadowdiff.run(out=tmp_path / "workers", buckets=4, **sides)  # type: ignore[arg-type]
+    shares = [p for p in _parts(tmp_path / "workers") if p.startswith("part-0000000-")]
+    assert shares == [f"part-0000000-00000{n}-000000.parquet" for n in (0, 1)]
     assert differences(tmp_path / "here", tmp_path / "workers") == []
     assert here.manifest["inputs"] == workers.manifest["inputs"]
     assert workers.manifest["pairs"] == 180

@@ -52,7 +52,7 @@ from shadowdiff.collect.base import (
     file_reason,
     reject,
 )
-from shadowdiff.collect.lines import HEAD_BYTES, read_head
+from shadowdiff.collect.lines import HEAD_BYTES, compression_of, read_head
 from shadowdiff.engine import buckets, captureshares, logcuts
 from shadowdiff.engine.buckets import Layout
 from shadowdiff.engine.tasks import Prepared
@@ -149,13 +149,15 @@ class Plan:
         return sum(pieces.file_size(item.source) for item in self.logs())
 
     def shared_captures(self) -> list[_One]:
-        """The captures large enough to be read in shares."""
+        """The captures large enough to be read in shares: plain ones (a compressed capture
+        is read in this process, so it leaves the workers to the others)."""
         return [
             item
             for item in self.items
             if isinstance(item, _One)
             and getattr(item.collector, "reads_shares", False)
             and pieces.file_size(item.source) >= captureshares.MIN_SHARED_BYTES
+            and _plain(item.source)
         ]
 
     @property
@@ -561,6 +563,15 @@ def _outcomes(futures: list[Awaited]) -> list[Any]:
         except InputError as e:
             outcomes.append(e)
     return outcomes
+
+
+def _plain(source: Input) -> bool:
+    """Whether ``source`` is stored uncompressed (False also when it cannot be opened: it is
+    then read on its own, where its error is told)."""
+    try:
+        return compression_of(source) is None
+    except InputError:
+        return False
 
 
 def _shared(
