@@ -9,6 +9,7 @@ interleaved rounds, each round every measurement once, in turn: a machine whose 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,10 @@ class Sample:
     peak_mb: float  # peak resident set size of the child (or of its largest reaped child)
     stdout: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. stage timings, counts
+    # Peak of the whole process tree's memory at once: the child and its workers, their
+    # proportional set sizes summed (a page a forked worker shares with its parent counted
+    # once), sampled every TREE_SAMPLE_S. What the run takes of the machine.
+    tree_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,14 @@ class Summary:
     cpu: float
     peak_mb: float
     median_run: Sample
+    tree_mb: float = 0.0
 
 
 class ChildFailed(RuntimeError):
     pass
+
+
+TREE_SAMPLE_S = 0.1
 
 
 def run_process(argv: Sequence[str], cwd: str | None = None) -> Sample:
@@ -56,8 +66,10 @@ def run_process(argv: Sequence[str], cwd: str | None = None) -> Sample:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, cwd=cwd)
+        tree = _TreeMemory(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        tree_mb = tree.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
@@ -70,7 +82,52 @@ def run_process(argv: Sequence[str], cwd: str | None = None) -> Sample:
         cpu=usage.ru_utime + usage.ru_stime,
         peak_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         stdout=stdout,
+        tree_mb=tree_mb,
     )
+
+
+class _TreeMemory:
+    """The peak of a process tree's summed PSS (``/proc/PID/smaps_rollup``), sampled by a
+    thread until :meth:`stop`. Linux only; 0 where ``/proc`` does not tell."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peak_kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+    def _sample(self) -> None:
+        while not self._done.wait(TREE_SAMPLE_S):
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(pid) for pid in _tree(self.root)))
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    found += _tree(int(child))
+    except OSError:
+        pass  # gone, or no /proc
+    return found
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass  # the process ended between the listing and the read
+    return 0
 
 
 def rounds(measures: dict[str, Callable[[], Sample]], repeat: int) -> dict[str, list[Sample]]:
@@ -82,7 +139,8 @@ def rounds(measures: dict[str, Callable[[], Sample]], repeat: int) -> dict[str, 
             runs[name].append(sample)
             print(
                 f"round {number}/{repeat} {name}: {sample.seconds:.2f} s wall, "
-                f"{sample.cpu:.2f} s CPU, {sample.peak_mb:.0f} MB",
+                f"{sample.cpu:.2f} s CPU, {sample.peak_mb:.0f} MB "
+                f"(whole tree {sample.tree_mb:.0f} MB)",
                 flush=True,
             )
     return runs
@@ -98,6 +156,7 @@ def summarize(runs: list[Sample]) -> Summary:
         cpu=statistics.median(r.cpu for r in runs),
         peak_mb=max(r.peak_mb for r in runs),
         median_run=by_time[(len(by_time) - 1) // 2],
+        tree_mb=max(r.tree_mb for r in runs),
     )
 
 
@@ -181,7 +240,7 @@ def run_shadowdiff(primary: str, mirror: str, *options: str, cwd: str | None = N
         sample = run_process(shadowdiff_command(primary, mirror, str(out), *options), cwd=cwd)
         manifest = json.loads((out / "manifest.json").read_text())
         extra = {"stages": manifest["timings_s"], "outcomes": outcomes(out)}
-        return Sample(sample.seconds, sample.cpu, sample.peak_mb, sample.stdout, extra)
+        return dataclasses.replace(sample, extra=extra)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 

@@ -23,6 +23,7 @@ finds the planted number of diverged pairs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import shutil
@@ -83,7 +84,7 @@ def _script(primary: Path, mirror: Path) -> Sample:
             .fetchone()
         )
         assert row is not None
-        return Sample(sample.seconds, sample.cpu, sample.peak_mb, extra={"diverged": row[0]})
+        return dataclasses.replace(sample, extra={"diverged": row[0]})
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -95,10 +96,8 @@ def _full_read(primary: Path, mirror: Path) -> Sample:
 def _shadowdiff(primary: Path, mirror: Path) -> Sample:
     sample = run_shadowdiff(_shown(primary), _shown(mirror), cwd=str(ROOT))
     outcomes = sample.extra["outcomes"]
-    return Sample(
-        sample.seconds,
-        sample.cpu,
-        sample.peak_mb,
+    return dataclasses.replace(
+        sample,
         extra={**sample.extra, "diverged": outcomes.get("diverged", 0)},
     )
 
@@ -152,14 +151,15 @@ def _table(res: Results) -> list[str]:
         ),
     ]
     lines = [
-        "| measurement | wall time (median) | range | CPU time (median) | peak RSS | result |",
-        "|---|---|---|---|---|---|",
+        "| measurement | wall time (median) | range | CPU time (median) | peak RSS | whole run "
+        "| result |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, name, note in rows:
         s = res.summary(name)
         lines.append(
             f"| {label} | {s.seconds:.2f} s | {s.low:.2f}–{s.high:.2f} s | {s.cpu:.1f} s "
-            f"| {s.peak_mb:.0f} MB | {note} |"
+            f"| {s.peak_mb:.0f} MB | {s.tree_mb:.0f} MB | {note} |"
         )
     return lines
 

@@ -26,6 +26,7 @@ are not the run's children: their memory is not in its figure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -106,7 +107,7 @@ def measure(engine: str, inputs: tuple[Path, Path], *options: str) -> Sample:
             "outcomes": manifest["outcomes"],
             "buckets": manifest.get("engine", {}).get("buckets"),
         }
-        return Sample(sample.seconds, sample.cpu, sample.peak_mb, extra=extra)
+        return dataclasses.replace(sample, extra=extra)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
@@ -153,7 +154,8 @@ def _row(name: str, runs: list[Sample], note: str = "") -> str:
     buckets = s.median_run.extra.get("buckets")
     return (
         f"| {name} | {s.seconds:.2f} s | {s.low:.2f}–{s.high:.2f} s | {s.cpu:.1f} s "
-        f"| {s.peak_mb:.0f} MB | {buckets if buckets is not None else '–'} | {note} |"
+        f"| {s.peak_mb:.0f} MB | {s.tree_mb:.0f} MB | {buckets if buckets is not None else '–'} "
+        f"| {note} |"
     )
 
 
@@ -162,13 +164,15 @@ def _versus(runs: dict[str, list[Sample]], a: str, b: str, what: str, limit: flo
 
 
 def _memory(runs: dict[str, list[Sample]], small: str, large: str, what: str) -> str:
-    low, high = summarize(runs[small]).peak_mb, summarize(runs[large]).peak_mb
-    growth = high / low
+    low, high = summarize(runs[small]), summarize(runs[large])
+    growth = high.tree_mb / low.tree_mb
     flat = "met" if growth < 1.5 else "NOT met"
-    under = "met" if high < MEMORY_LIMIT_MB else "NOT met"
+    under = "met" if high.tree_mb < MEMORY_LIMIT_MB else "NOT met"
     return (
-        f"- {what}: {low:.0f} MB against {high:.0f} MB, **{growth:.2f}×** (target < 1.5×: "
-        f"**{flat}**; under 1.5 GiB: **{under}**)"
+        f"- {what}: the whole run {low.tree_mb:.0f} MB against {high.tree_mb:.0f} MB, "
+        f"**{growth:.2f}×** (target < 1.5×: **{flat}**; under 1.5 GiB: **{under}**); its "
+        f"largest process {low.peak_mb:.0f} against {high.peak_mb:.0f} MB "
+        f"({high.peak_mb / low.peak_mb:.2f}×)"
     )
 
 
@@ -198,8 +202,9 @@ def section(
         f"{time.strftime('%Y-%m-%d')}; each run is `shadowdiff run --primary P --mirror M "
         "[--rules benchmarks/taps_rules.toml] [--engine dask [--scheduler ADDRESS]] --out TMP`",
         "",
-        "| measurement | wall (median) | range | CPU (median) | peak RSS | buckets | result |",
-        "|---|---|---|---|---|---|---|",
+        "| measurement | wall (median) | range | CPU (median) | peak RSS | whole run | buckets "
+        "| result |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in corpora:
         before, local = f"{c.name} before", f"{c.name} local"
@@ -212,7 +217,11 @@ def section(
         lines.append(_row(name, runs[name]))
     lines += [
         "",
-        "Memory, the local engine (peak RSS, highest of the rounds):",
+        "Memory, the local engine (highest of the rounds). `peak RSS` is the largest single "
+        "process (the run's, or a worker's); `whole run` is the peak of the process tree's "
+        "memory at once, the proportional set sizes of the run and its workers summed (a page a "
+        "forked worker shares with the run counted once), sampled every 0.1 s: what the run "
+        "takes of the machine, and what the targets are held to:",
         _memory(runs, "json-250k local", "json-1M local", "JSON logs, 250k against 1M pairs"),
         _memory(runs, "taps-10k local", "taps-40k local", "tap traces, 10k against 40k pairs"),
         "",
@@ -226,13 +235,15 @@ def section(
         "Growth, the local engine on 1×, 4× and 16× the 2 × 250k JSON corpus (once each):",
         "",
     ]
-    lines.append("| window | pairs | wall | CPU | peak RSS | buckets | µs of CPU per pair |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines.append(
+        "| window | pairs | wall | CPU | peak RSS | whole run | buckets | µs of CPU per pair |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for factor, sample in growth.items():
         pairs = 250_000 * factor
         lines.append(
             f"| {factor}× | {pairs:,} | {sample.seconds:.2f} s | {sample.cpu:.1f} s "
-            f"| {sample.peak_mb:.0f} MB | {sample.extra.get('buckets')} "
+            f"| {sample.peak_mb:.0f} MB | {sample.tree_mb:.0f} MB | {sample.extra.get('buckets')} "
             f"| {sample.cpu / pairs * 1e6:.1f} |"
         )
     checks = {name: _diverged(samples) for name, samples in runs.items()}

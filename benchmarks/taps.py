@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import random
@@ -303,7 +304,7 @@ def _notebook(c: Corpus) -> Sample:
         sample = run_process(_notebook_command(c, str(parent / "pairs.parquet")), cwd=str(ROOT))
         result = json.loads(sample.stdout.strip().splitlines()[-1])
         outcomes = {"pairs": result["pairs"], "diverged": result["diverged"]}
-        return Sample(sample.seconds, sample.cpu, sample.peak_mb, extra={"outcomes": outcomes})
+        return dataclasses.replace(sample, extra={"outcomes": outcomes})
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
@@ -361,15 +362,16 @@ def _result(res: Results, name: str) -> str:
 
 def _table(res: Results) -> list[str]:
     lines = [
-        "| measurement | wall time (median) | range | CPU time (median) | peak RSS | files/s "
-        "| result |",
-        "|---|---|---|---|---|---:|---|",
+        "| measurement | wall time (median) | range | CPU time (median) | peak RSS | whole run "
+        "| files/s | result |",
+        "|---|---|---|---|---|---|---:|---|",
     ]
     for name in res.runs:
         s = res.summary(name)
         lines.append(
             f"| {LABELS[name]} | {s.seconds:.2f} s | {s.low:.2f}–{s.high:.2f} s | {s.cpu:.1f} s "
-            f"| {s.peak_mb:.0f} MB | {res.files_s(name):,.0f} | {_result(res, name)} |"
+            f"| {s.peak_mb:.0f} MB | {s.tree_mb:.0f} MB | {res.files_s(name):,.0f} "
+            f"| {_result(res, name)} |"
         )
     return lines
 
