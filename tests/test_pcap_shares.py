@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from shadowdiff.errors import InputError
 from shadowdiff.testing.compare import differences
 
 CAPTURES = Path(__file__).parent / "fixtures" / "captures"  # copied from ../shared/captures
+TAP = Path(__file__).parent / "fixtures" / "envoy_tap" / "streamed_post.json"
 
 
 def _read(path: Path, share: Share | None) -> tuple[list[str], list[str], Figures]:
@@ -189,17 +191,28 @@ def _parts(out: Path) -> list[str]:
     return sorted(p.name for p in (out / "exchanges").iterdir())
 
 
-def test_a_capture_counts_for_more_buckets_than_a_log_of_its_size(tmp_path: Path) -> None:
-    """A capture's bytes are messages that its buckets hold whole: counted at
-    ``CAPTURE_WEIGHT`` times its size, a long capture gets buckets as small as a short one's."""
+def test_inputs_of_messages_count_for_more_buckets_than_a_log_of_their_size(
+    tmp_path: Path,
+) -> None:
+    """A capture's and a tap directory's bytes are messages that their buckets hold whole:
+    counted at ``MESSAGE_WEIGHT`` times their size, a long capture or window of taps gets
+    buckets as small as a short one's. A log counts at its size."""
     packets = gen.keepalive_traffic(connections=20, exchanges=2, seed=2)
     capture = gen.write_pcap(tmp_path / "c.pcap", gen.frames(packets))
     size = capture.stat().st_size
     line = b'{"x_request_id": "r", "path": "/", "response_code": 200}\n'
     log = tmp_path / "access.log"
     log.write_bytes(line * (size // len(line) + 1))
-    planned = collection.plan([[Input(capture)], [Input(log)]], None)
-    assert planned.size() == size * collection.CAPTURE_WEIGHT + log.stat().st_size
+    taps = tmp_path / "taps"
+    taps.mkdir()
+    for n in range(3):
+        shutil.copy(TAP, taps / f"tap-{n}.json")
+    tap_files = [Input(path) for path in sorted(taps.iterdir())]
+    planned = collection.plan([[Input(capture)], [Input(log)], tap_files], None)
+    assert planned.many_files == 3  # read as one group of files
+    weight = collection.MESSAGE_WEIGHT
+    tap_bytes = 3 * TAP.stat().st_size
+    assert planned.size() == (size + tap_bytes) * weight + log.stat().st_size
 
 
 def test_captures_as_many_as_the_workers_are_each_read_whole_by_one(

@@ -70,10 +70,13 @@ PARALLEL_MIN_LOG_BYTES = 64 * 1024 * 1024
 EMPTY = "-"  # the source of an input that held nothing to read
 SIZE_SAMPLE = 64  # files of a group measured for the run's size
 COMPRESSION_GUESS = 8  # how much larger than its file a compressed log is, about
-# A capture's bytes are nearly all messages, which its buckets hold whole with their bodies
-# (a log's lines become a few narrow columns): a 40 MB capture's bucket took 200 MB to pair
-# and diff. Counted at this many times its size, a capture's buckets are no larger than that.
-CAPTURE_WEIGHT = 4
+# The bytes of a capture, a tap, a HAR or a GoReplay file are nearly all messages, which their
+# buckets hold whole with their bodies (a log's lines become a few narrow columns): a 40 MB
+# capture's bucket took 200 MB to pair and diff, and a bucket of 166 MB of tap files 270 MB.
+# Counted at this many times their size, such inputs get buckets no larger than a log's, and
+# a run of 40k tap pairs peaks at 1.3x the memory of one of 10k (was 1.7x: one bucket of the
+# 10k, while two workers each held a bucket of the 40k, 1.3 times as large).
+MESSAGE_WEIGHT = 4
 
 Progress = Callable[[str], None]
 
@@ -123,18 +126,21 @@ class Plan:
     def size(self) -> int:
         """About how many bytes the inputs hold, for the bucket count: every file read on its
         own is measured (a compressed one counted at ``COMPRESSION_GUESS`` times its size),
-        a group of many files by a sample of them."""
+        a group of many files by a sample of them; inputs of messages count at
+        ``MESSAGE_WEIGHT`` times their size, logs at theirs."""
         total = 0
         for item in self.items:
+            if isinstance(item, _Refused):
+                continue
             if isinstance(item, _Many):
                 step = max(1, len(item.sources) // SIZE_SAMPLE)
                 sample = item.sources[::step]
-                total += sum(pieces.file_size(s) for s in sample) * len(item.sources) // len(sample)
+                size = sum(pieces.file_size(s) for s in sample) * len(item.sources) // len(sample)
             else:
                 compressed = item.source.path.suffix in (".gz", ".zst")
                 size = pieces.file_size(item.source) * (COMPRESSION_GUESS if compressed else 1)
-                capture = getattr(item.collector, "reads_shares", False)
-                total += size * (CAPTURE_WEIGHT if capture else 1)
+            lines = getattr(item.collector, "reads_lines", False)
+            total += size * (1 if lines else MESSAGE_WEIGHT)
         return total
 
     def logs(self) -> list[_One]:
