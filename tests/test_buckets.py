@@ -227,6 +227,42 @@ def test_pieces_cut_at_line_ends_and_count_the_lines(tmp_path: Path) -> None:
     assert not list((tmp_path / "scratch").iterdir())  # each piece removed once read
 
 
+def test_pieces_also_end_at_a_number_of_lines(tmp_path: Path) -> None:
+    """A log of short lines is cut by its lines before its bytes: a piece's memory follows
+    its records."""
+    path = tmp_path / "dense.log"
+    text = "".join(f"{i}\n" for i in range(1000)) + "tail"
+    path.write_text(text)
+    with open(path, "rb") as log:
+        cuts = list(pieces.cuts(log, path.stat().st_size, piece_bytes=1 << 20, piece_lines=300))
+    assert [c.lines for c in cuts] == [300, 300, 300, 101]  # the last one unterminated
+    assert [c.lines_before for c in cuts] == [0, 300, 600, 900]
+    data = path.read_bytes()
+    assert b"".join(data[c.start : c.end] for c in cuts) == data
+    assert all(data[c.end - 1 : c.end] == b"\n" for c in cuts[:-1])
+
+
+def test_a_log_of_many_short_lines_read_in_pieces_gives_what_it_gives_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut by lines only (the bytes' limit far off): in this process and by the workers, the
+    tables and figures are those of the log read whole."""
+    p, m = logs_with_bad_lines(tmp_path, 500, final_newline=False, carriage_returns=True)
+    inputs = {"primary": [str(p)], "mirror": [str(m)]}
+    whole = run(tmp_path / "whole", 4, **inputs)
+    monkeypatch.setattr(pieces, "PIECE_LINES", 97)
+    source = shadowdiff.collect.base.Input(p)
+    assert len([piece for piece in pieces.pieces(source, tmp_path / "scratch")]) > 5
+    here = run(tmp_path / "here", 4, **inputs)
+    monkeypatch.setattr(collection, "PARALLEL_MIN_LOG_BYTES", 0)
+    monkeypatch.setattr(collection, "cores", lambda: 2)
+    cut = run(tmp_path / "cut", 4, **inputs)
+    for other in ("here", "cut"):
+        assert differences(tmp_path / "whole", tmp_path / other) == []
+    assert whole["conservation"] == here["conservation"] == cut["conservation"]
+    assert whole["inputs"] == here["inputs"] == cut["inputs"]
+
+
 def test_the_working_area_is_gone_after_a_run(tmp_path: Path) -> None:
     primary, mirror = write_corpus(tmp_path)
     out = tmp_path / "out"

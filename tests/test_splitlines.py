@@ -167,10 +167,14 @@ def test_a_piece_known_to_hold_a_cr_goes_to_the_cutter(
 def test_counting_sees_a_carriage_return_in_any_chunk(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
     path.write_bytes(b"200\n" * (lines.COUNT_CHUNK // 2) + b"201\r\n")
+    size, lf_lines = path.stat().st_size, lines.COUNT_CHUNK // 2
     with open(path, "rb") as f:
-        assert lines.count_range(f.fileno(), 0, 4 * (lines.COUNT_CHUNK // 2)) == lines.Counted(
-            lines.COUNT_CHUNK // 2, False
+        assert lines.count_range(f.fileno(), 0, 4 * lf_lines) == lines.Counted(
+            lf_lines, False, 4 * lf_lines
         )
-        assert lines.count_range(f.fileno(), 0, path.stat().st_size) == lines.Counted(
-            lines.COUNT_CHUNK // 2 + 1, True
+        assert lines.count_range(f.fileno(), 0, size) == lines.Counted(lf_lines + 1, True, size)
+        # Stopped after a number of lines: where they end, and only what they hold.
+        assert lines.count_range(f.fileno(), 0, size, lf_lines) == lines.Counted(
+            lf_lines, False, 4 * lf_lines
         )
+        assert lines.count_range(f.fileno(), 4, size, 3) == lines.Counted(3, False, 16)

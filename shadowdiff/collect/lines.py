@@ -91,6 +91,7 @@ class Counted:
 
     lines: int
     carriage_return: bool
+    end: int | None = None  # where the counted bytes end (``count_range``)
 
 
 def count_lines(source: Input, kind: str | None) -> Counted | None:
@@ -113,25 +114,33 @@ def count_lines(source: Input, kind: str | None) -> Counted | None:
         return None  # the exact path says what is wrong with the file
 
 
-def count_range(fd: int, start: int, end: int) -> Counted:
+def count_range(fd: int, start: int, end: int, most: int | None = None) -> Counted:
     """Lines in bytes ``start`` to ``end`` of the open file ``fd`` (an unterminated last line
     counted), and whether they hold a carriage return, counted over a memory map whose counted
-    pages leave the process."""
+    pages leave the process. With ``most``, the count stops after that many whole lines, and
+    ``Counted.end`` says where they end."""
     if end <= start:
-        return Counted(0, False)
+        return Counted(0, False, end)
     with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
         data = np.frombuffer(mapped, dtype=np.uint8)
         newlines, carriage_return = 0, False
         for i in range(start, end, COUNT_CHUNK):
             stop = min(i + COUNT_CHUNK, end)
-            newlines += int(np.count_nonzero(data[i:stop] == NEWLINE))
+            ends = data[i:stop] == NEWLINE
+            found = int(np.count_nonzero(ends))
+            if most is not None and newlines + found >= most:
+                stop = i + int(np.flatnonzero(ends)[most - newlines - 1]) + 1
+                end, found = stop, most - newlines
+            newlines += found
             # memchr over pages the count just touched: ~0.1 s per GB more
             carriage_return = carriage_return or mapped.find(CARRIAGE_RETURN, i, stop) >= 0
             page = i - i % mmap.PAGESIZE
             mapped.madvise(mmap.MADV_DONTNEED, page, stop - page)
+            if stop == end:
+                break
         unterminated = bool(data[end - 1] != NEWLINE)
-        del data  # the map cannot close while numpy holds it
-    return Counted(newlines + unterminated, carriage_return)
+        del data, ends  # the map cannot close while numpy holds it
+    return Counted(newlines + unterminated, carriage_return, end)
 
 
 def _count_mapped(source: Input) -> Counted:

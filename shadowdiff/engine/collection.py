@@ -313,6 +313,7 @@ class Readers:
         self, plan: Plan, spill_in: Path | None = None, cluster_workers: int | None = None
     ) -> None:
         self.pool: Executor | None = None
+        self._stopped: list[Executor] = []  # pools let go, joined on leaving
         # Where plain copies of inputs go (in the run's working directory when there is one).
         self.scratch = Path(tempfile.mkdtemp(prefix="inputs-", dir=spill_in))
         self.pins: dict[str, snapshot.Pin] = {}
@@ -350,9 +351,20 @@ class Readers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.stop_workers()
+        for pool in self._stopped:
+            pool.shutdown(wait=True, cancel_futures=True)
         self.discard_spill()
+
+    def stop_workers(self) -> None:
+        """Let the workers go once a run has no more work for them: they exit beside the
+        window-wide stages, and the memory they hold (each kept what its last tasks took)
+        is the machine's again while those stages run."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self._stopped.append(self.pool)
+            self.pool = None
+            self.workers = self.share_workers = 1
 
     def discard_spill(self) -> None:
         """Remove the inputs' plain copies, and let go of the inputs pinned at the start."""

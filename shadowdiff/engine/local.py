@@ -168,6 +168,7 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
         ]
         with _timed(timings, "buckets"):
             results = _run_buckets(tasks, readers, cluster, say)
+        readers.stop_workers()  # the window-wide stages run here
         shutil.rmtree(layout.root, ignore_errors=True)
         counts = _summed([r.counts for r in results])
         outside = _summed_outside([r.outside for r in results])
