@@ -27,7 +27,7 @@ class Input:
     # counted as it was cut): the line readers' check then need not count them again.
     lines: int | None = None
     # Whether it holds a carriage return, when that was seen as its lines were counted: a file
-    # with one is cut into lines by ``lines.split_lines`` rather than DuckDB's line reader.
+    # with one is cut into lines by ``collect.splitlines`` rather than DuckDB's line reader.
     carriage_return: bool | None = None
 
     @property

@@ -87,7 +87,7 @@ def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
 class Counted:
     """What one pass over a file's bytes found: its ``lines`` (an unterminated last one
     counted) and whether any byte is a carriage return (which DuckDB's line reader would take
-    for a line end: such a file is cut into lines by :func:`split_lines`)."""
+    for a line end: such a file is cut into lines by :mod:`~shadowdiff.collect.splitlines`)."""
 
     lines: int
     carriage_return: bool
