@@ -200,7 +200,8 @@ def test_inputs_of_messages_count_for_more_buckets_than_a_log_of_their_size(
     packets = gen.keepalive_traffic(connections=20, exchanges=2, seed=2)
     capture = gen.write_pcap(tmp_path / "c.pcap", gen.frames(packets))
     size = capture.stat().st_size
-    line = b'{"x_request_id": "r", "path": "/", "response_code": 200}\n'
+    pad = "x" * 800  # lines longer than a JSON access log's: counted at their size
+    line = f'{{"x_request_id": "r", "path": "/", "response_code": 200, "ua": "{pad}"}}\n'.encode()
     log = tmp_path / "access.log"
     log.write_bytes(line * (size // len(line) + 1))
     taps = tmp_path / "taps"
@@ -213,6 +214,17 @@ def test_inputs_of_messages_count_for_more_buckets_than_a_log_of_their_size(
     weight = collection.MESSAGE_WEIGHT
     tap_bytes = 3 * TAP.stat().st_size
     assert planned.size() == (size + tap_bytes) * weight + log.stat().st_size
+
+
+def test_a_log_of_short_lines_counts_for_its_records(tmp_path: Path) -> None:
+    """A bucket holds a few narrow columns per log record, whatever the line's length: a log
+    of 96-byte lines counts for as many bytes of ``LOG_LINE_BYTES`` lines as it has lines."""
+    line = b"[2026-11-28T10:00:00.000Z] " + b"x" * 68 + b"\n"
+    assert len(line) == 96
+    log = tmp_path / "access.log"
+    log.write_bytes(line * 10_000)
+    planned = collection.plan([[Input(log)]], "envoy-text")
+    assert planned.size() == 10_000 * collection.LOG_LINE_BYTES
 
 
 def test_captures_as_many_as_the_workers_are_each_read_whole_by_one(

@@ -77,6 +77,11 @@ COMPRESSION_GUESS = 8  # how much larger than its file a compressed log is, abou
 # a run of 40k tap pairs peaks at 1.3x the memory of one of 10k (was 1.7x: one bucket of the
 # 10k, while two workers each held a bucket of the 40k, 1.3 times as large).
 MESSAGE_WEIGHT = 4
+# A bucket is sized for BUCKET_INPUT_BYTES of JSON access-log lines (~350k records of about this
+# many bytes). What a bucket holds of a log record is a few narrow columns whatever the line's
+# length, so a log of shorter lines counts for as many bytes of such lines as it has records:
+# 256 MB of a text log is a million records, and its bucket held three times a JSON one's.
+LOG_LINE_BYTES = 768
 
 Progress = Callable[[str], None]
 
@@ -127,8 +132,10 @@ class Plan:
         """About how many bytes the inputs hold, for the bucket count: every file read on its
         own is measured (a compressed one counted at ``COMPRESSION_GUESS`` times its size),
         a group of many files by a sample of them; inputs of messages count at
-        ``MESSAGE_WEIGHT`` times their size, logs at theirs."""
-        total = 0
+        ``MESSAGE_WEIGHT`` times their size, logs at their records' worth of JSON access-log
+        lines (:func:`_log_density`)."""
+        density = _log_density(self.logs())
+        total = 0.0
         for item in self.items:
             if isinstance(item, _Refused):
                 continue
@@ -140,8 +147,8 @@ class Plan:
                 compressed = item.source.path.suffix in (".gz", ".zst")
                 size = pieces.file_size(item.source) * (COMPRESSION_GUESS if compressed else 1)
             lines = getattr(item.collector, "reads_lines", False)
-            total += size * (1 if lines else MESSAGE_WEIGHT)
-        return total
+            total += size * (density if lines else MESSAGE_WEIGHT)
+        return int(total)
 
     def logs(self) -> list[_One]:
         """The inputs a line reader reads on its own: the logs that may be cut."""
@@ -581,6 +588,23 @@ def _outcomes(futures: list[Awaited]) -> list[Any]:
         except InputError as e:
             outcomes.append(e)
     return outcomes
+
+
+def _log_density(logs: list[_One]) -> float:
+    """How many times their bytes the logs count for in the bucket count: ``LOG_LINE_BYTES``
+    over the mean length of their lines, in the heads of a sample of them (1 for lines as
+    long or longer)."""
+    read = newlines = 0
+    for item in logs[:: max(1, len(logs) // SIZE_SAMPLE)]:
+        try:
+            head = read_head(item.source)
+        except InputError:
+            continue  # read on its own, where the error is told
+        whole = head.rfind(b"\n") + 1  # the head's whole lines
+        read, newlines = read + whole, newlines + head.count(b"\n", 0, whole)
+    if not newlines:
+        return 1.0
+    return max(1.0, LOG_LINE_BYTES * newlines / read)
 
 
 def _plain(source: Input) -> bool:
