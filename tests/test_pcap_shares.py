@@ -196,7 +196,8 @@ def test_inputs_of_messages_count_for_more_buckets_than_a_log_of_their_size(
 ) -> None:
     """A capture's and a tap directory's bytes are messages that their buckets hold whole:
     counted at ``MESSAGE_WEIGHT`` times their size, a long capture or window of taps gets
-    buckets as small as a short one's. A log counts at its size."""
+    buckets as small as a short one's. A log of lines longer than a JSON access log's counts
+    at its size."""
     packets = gen.keepalive_traffic(connections=20, exchanges=2, seed=2)
     capture = gen.write_pcap(tmp_path / "c.pcap", gen.frames(packets))
     size = capture.stat().st_size
