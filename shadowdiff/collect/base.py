@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shadowdiff import schema
+from shadowdiff.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,14 @@ def moved_reject_lines(
             if moved is not None:
                 row["location"] = f"{prefix}{moved}"
     return rows
+
+
+def unreadable_compressed(source: Input, error: Exception) -> InputError:
+    """The error for a compressed input whose data stops making sense (cut short, corrupt)."""
+    return InputError(
+        f"{source.name}: the compressed data cannot be read ({error}). "
+        "Is the file complete? Decompress it by hand to check."
+    )
 
 
 def reject(source: Input, line: int | str, reason: str, text: str | bytes) -> dict[str, object]:

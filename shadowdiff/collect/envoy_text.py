@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from shadowdiff import db, schema
 from shadowdiff.collect import envoy_format, lines
-from shadowdiff.collect.base import Batch, Input, Options, reject
+from shadowdiff.collect.base import Batch, Input, Options, reject, unreadable_compressed
 from shadowdiff.collect.envoy_format import Field, Format, Piece, SplitPlan
 from shadowdiff.errors import InputError
 
@@ -162,10 +162,7 @@ def _sample(source: Input) -> tuple[list[str], int]:
             try:
                 block = stream.read(lines.HEAD_BYTES)
             except (OSError, EOFError, zlib.error, ValueError) as e:
-                raise InputError(
-                    f"{source.name}: the compressed data cannot be read ({e}). "
-                    "Is the file complete? Decompress it by hand to check."
-                ) from e
+                raise unreadable_compressed(source, e) from e
             *complete, pending = (pending + block).split(b"\n")
             if not block:
                 complete.append(pending)  # the last line, without its newline

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from shadowdiff import db
 from shadowdiff.collect import splitlines
-from shadowdiff.collect.base import Input, reject
+from shadowdiff.collect.base import Input, reject, unreadable_compressed
 from shadowdiff.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -77,10 +77,7 @@ def read_head(source: Input, size: int = HEAD_BYTES) -> bytes:
         try:
             return stream.read(size)
         except (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError) as e:
-            raise InputError(
-                f"{source.name}: the compressed data cannot be read ({e}). "
-                "Is the file complete? Decompress it by hand to check."
-            ) from e
+            raise unreadable_compressed(source, e) from e
 
 
 @dataclass(frozen=True)
@@ -242,10 +239,7 @@ def scan(source: Input, select: str) -> Lines:
     if counted is not None and counted.carriage_return:
         return _scan_split(source, select, kind)
     if failure is not None:
-        raise InputError(
-            f"{source.name}: cannot be read as lines ({str(failure).splitlines()[0]}). "
-            "Is it complete, and is it a log file?"
-        ) from failure
+        raise _unreadable_lines(source, failure) from failure
     rejected = sorted({int(row[0]) for row in errors})
     rejects = [
         reject(source, int(line), _reader_reason(str(error), str(message)), str(text or ""))
@@ -270,15 +264,19 @@ def _scan_split(source: Input, select: str, kind: str | None) -> Lines:
             relation = "SELECT nullif(line, '') AS line FROM split_lines"
             table = con.sql(_query(relation, select)).to_arrow_table()
         except duckdb.Error as e:
-            raise InputError(
-                f"{source.name}: cannot be read as lines ({str(e).splitlines()[0]}). "
-                "Is it complete, and is it a log file?"
-            ) from e
+            raise _unreadable_lines(source, e) from e
         finally:
             con.close()
     if split.error is not None:
         raise split.error
     return _numbered(source, kind, table, split.rejects, split.rejected)
+
+
+def _unreadable_lines(source: Input, error: duckdb.Error) -> InputError:
+    return InputError(
+        f"{source.name}: cannot be read as lines ({str(error).splitlines()[0]}). "
+        "Is it complete, and is it a log file?"
+    )
 
 
 def _query(relation: str, select: str) -> str:

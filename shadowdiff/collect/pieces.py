@@ -82,7 +82,7 @@ def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iter
     with log:
         for cut in cuts(log, size, piece_bytes):
             if cut.start == 0 and cut.end == size:
-                yield Piece(replace(source, lines=cut.lines, carriage_return=cut.carriage_return))
+                yield whole(source, cut)
                 return
             with copied(log, source, cut, scratch) as piece:
                 yield piece
@@ -123,6 +123,11 @@ def copied(log: BinaryIO, source: Input, cut: Cut, scratch: Path) -> Iterator[Pi
         yield Piece(piece, cut.lines_before)
     finally:
         path.unlink(missing_ok=True)
+
+
+def whole(source: Input, cut: Cut) -> Piece:
+    """``source`` as the one piece it is, with what ``cut`` (all of it) counted."""
+    return Piece(replace(source, lines=cut.lines, carriage_return=cut.carriage_return))
 
 
 def file_size(source: Input) -> int:

@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from shadowdiff.collect.base import Input, reject
+from shadowdiff.collect.base import Input, reject, unreadable_compressed
 from shadowdiff.errors import InputError
 
 CHUNK_BYTES = 16 * 1024 * 1024
@@ -63,10 +63,7 @@ class Split:
             try:
                 chunk = self.stream.read(CHUNK_BYTES)
             except (OSError, EOFError, ValueError, zlib.error) as e:
-                self.error = InputError(
-                    f"{self.source.name}: the compressed data cannot be read ({e}). Is the "
-                    "file complete? Decompress it by hand to check."
-                )
+                self.error = unreadable_compressed(self.source, e)
                 break  # the line the error cut short is not a line
             end_of_file = not chunk
             if skipping is not None:  # to the end of the line over the limit

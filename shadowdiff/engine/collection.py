@@ -320,7 +320,7 @@ class Readers:
         self, plan: Plan, spill_in: Path | None = None, cluster_workers: int | None = None
     ) -> None:
         self.pool: Executor | None = None
-        self._stopped: list[Executor] = []  # pools let go, joined on leaving
+        self._stopped: Executor | None = None  # the pool let go, joined on leaving
         # Where plain copies of inputs go (in the run's working directory when there is one).
         self.scratch = Path(tempfile.mkdtemp(prefix="inputs-", dir=spill_in))
         self.pins: dict[str, snapshot.Pin] = {}
@@ -359,8 +359,8 @@ class Readers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_workers()
-        for pool in self._stopped:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if self._stopped is not None:
+            self._stopped.shutdown(wait=True, cancel_futures=True)
         self.discard_spill()
 
     def stop_workers(self) -> None:
@@ -369,8 +369,7 @@ class Readers:
         is the machine's again while those stages run."""
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self._stopped.append(self.pool)
-            self.pool = None
+            self._stopped, self.pool = self.pool, None
             self.workers = self.share_workers = 1
 
     def discard_spill(self) -> None:

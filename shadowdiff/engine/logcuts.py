@@ -17,7 +17,6 @@ buckets get, and so a run's tables, are the same as when the log is read whole.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -172,8 +171,7 @@ def _piece(fd: int, task: CutTask) -> Iterator[pieces.Piece]:
     nothing was added since, else a copy of the cut's bytes."""
     source, cut = task.source, task.cut
     if cut.start == 0 and cut.end == os.fstat(fd).st_size:
-        whole = dataclasses.replace(source, lines=cut.lines, carriage_return=cut.carriage_return)
-        yield pieces.Piece(whole)
+        yield pieces.whole(source, cut)
         return
     with open(fd, "rb", closefd=False) as log:
         with pieces.copied(log, source, cut, Path(task.scratch)) as piece:
