@@ -68,10 +68,19 @@ def write_part(out: str | Path, name: str, part: int | str, table: pa.Table) -> 
     part named by the piece of input it holds, ``part-NAME.parquet``), atomically: a table
     written bucket by bucket or piece by piece (see :func:`gather_parts`). The parts' names
     sort in the table's order."""
-    directory = Path(out) / name
-    directory.mkdir(parents=True, exist_ok=True)
+    target = _part_path(out, name, part)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return _write(target, name, table)
+
+
+def remove_part(out: str | Path, name: str, part: int | str) -> None:
+    """Remove part ``part`` of table ``name`` (see :func:`write_part`), if it was written."""
+    _part_path(out, name, part).unlink(missing_ok=True)
+
+
+def _part_path(out: str | Path, name: str, part: int | str) -> Path:
     label = f"{part:04d}" if isinstance(part, int) else part
-    return _write(directory / f"{PART_PREFIX}{label}.parquet", name, table)
+    return Path(out) / name / f"{PART_PREFIX}{label}.parquet"
 
 
 def gather_parts(out: Path, name: str) -> None:

@@ -159,6 +159,11 @@ def logs_with_bad_lines(
     return p, m
 
 
+def no_streams(*_args: object) -> set[str]:
+    """No log streamed whole by a worker (tests/test_logstream.py): each is cut."""
+    return set()
+
+
 def test_a_log_read_in_pieces_gives_what_it_gives_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,6 +203,7 @@ def test_logs_read_as_cuts_by_the_workers_give_what_they_give_whole(
     monkeypatch.setattr(logcuts, "plan_cuts", plan_cuts)
     monkeypatch.setattr(collection, "PARALLEL_MIN_LOG_BYTES", 0)
     monkeypatch.setattr(collection, "cores", lambda: 2)
+    monkeypatch.setattr(collection, "_streamed", no_streams)
     monkeypatch.setattr(pieces, "PIECE_BYTES", 4096)
     cut = run(tmp_path / "cut", count, **inputs)
     assert len(cut_into) > 20  # both logs, in many cuts
@@ -256,6 +262,7 @@ def test_a_log_of_many_short_lines_read_in_pieces_gives_what_it_gives_whole(
     here = run(tmp_path / "here", 4, **inputs)
     monkeypatch.setattr(collection, "PARALLEL_MIN_LOG_BYTES", 0)
     monkeypatch.setattr(collection, "cores", lambda: 2)
+    monkeypatch.setattr(collection, "_streamed", no_streams)
     cut = run(tmp_path / "cut", 4, **inputs)
     for other in ("here", "cut"):
         assert differences(tmp_path / "whole", tmp_path / other) == []

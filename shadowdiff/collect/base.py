@@ -114,6 +114,25 @@ class ManyInputsCollector(Collector, Protocol):
     def read_many(self, sources: Sequence[Input], options: Options) -> Iterator[Batch]: ...
 
 
+class Unstreamable(Exception):  # noqa: N818 - a finding, not a failure: the log is read as cuts
+    """Raised by a :class:`StreamingCollector`'s ``stream`` when the log holds what only its
+    exact reading handles (a line that is not a record, a null record): the batches it gave
+    are taken back, and the log is read again another way."""
+
+
+@runtime_checkable
+class StreamingCollector(Collector, Protocol):
+    """A line collector that can give a plain log's records a batch at a time as they are
+    parsed, one per line, each batch's lines following the last's: what lets one worker read
+    a whole log in bounded memory with no copy of it (:mod:`~shadowdiff.engine.logstream`).
+
+    ``stream`` raises ``Unstreamable`` as soon as it meets what it cannot give that way. It
+    does not count the file's lines: the caller counts them beside it and takes the batches
+    back when the records fall short (a blank line the parser skipped)."""
+
+    def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]: ...
+
+
 def capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
     """``body`` cut at ``limit`` bytes (``Options.max_body_bytes``), and whether it is now cut
     (or was already: ``truncated``)."""

@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 
 from shadowdiff import db, schema
 from shadowdiff.collect import lines
-from shadowdiff.collect.base import Batch, Input, Options, reject
+from shadowdiff.collect.base import Batch, Input, Options, Unstreamable, reject
 from shadowdiff.errors import ConfigError, InputError
 
 NAME = "envoy-json"
@@ -743,21 +743,12 @@ def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | Non
     """Read with ``read_json``; None when the file is not one clean object per line."""
     if not layout.fields:
         return None
-    path = db.literal(str(source.path))
-    columns = ", ".join(f"{db.literal(key)}: 'VARCHAR'" for key in layout.keys())
-    renamed = ", ".join(
-        f"{_ident(key)} AS {layout.raw_name(i)}" for i, key in enumerate(layout.keys())
-    )
-    relation = (
-        f"(SELECT {renamed} FROM read_json({path}, format='newline_delimited', records=true, "
-        f"auto_detect=false, columns={{{columns}}}, compression='{kind or 'none'}'))"
-    )
     # Counting lines runs beside the query: DuckDB leaves a core idle now and then.
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(lines.count_lines, source, kind)
         with _connect() as con:
             try:
-                table: pa.Table | None = _arrow(con, typed_select(layout, relation))
+                table: pa.Table | None = _arrow(con, _fast_query(source, kind, layout))
             except duckdb.Error:
                 table = None  # a line that is not an object, not UTF-8, cut short, ...
         counted = counting.result()
@@ -772,6 +763,51 @@ def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | Non
         "line_no", pa.array(np.arange(1, total + 1, dtype=np.int64))
     )
     return _split_bad_values(source, table, lambda numbers: _texts_at(source, numbers))
+
+
+def _fast_query(source: Input, kind: str | None, layout: Layout) -> str:
+    """The fast path's query: ``read_json`` of the layout's keys, typed (with ``_empty`` and
+    ``_reason``), one row per object in file order."""
+    path = db.literal(str(source.path))
+    columns = ", ".join(f"{db.literal(key)}: 'VARCHAR'" for key in layout.keys())
+    renamed = ", ".join(
+        f"{_ident(key)} AS {layout.raw_name(i)}" for i, key in enumerate(layout.keys())
+    )
+    relation = (
+        f"(SELECT {renamed} FROM read_json({path}, format='newline_delimited', records=true, "
+        f"auto_detect=false, columns={{{columns}}}, compression='{kind or 'none'}'))"
+    )
+    return typed_select(layout, relation)
+
+
+def _stream_fast(source: Input, layout: Layout, batch_rows: int) -> Iterator[_Result]:
+    """The fast path over a plain log, ``batch_rows`` rows at a time as DuckDB parses them,
+    each numbered after the last (so each line must be a row: the caller counts them). Raises
+    ``Unstreamable`` where the fast path gives up: no keys to read, a line that is not an
+    object (DuckDB's error), a ``null`` line (a row of nulls)."""
+    if not layout.fields:
+        raise Unstreamable(f"{source.name}: no access-log keys in the sampled lines")
+    first = 1
+    with _connect() as con:
+        try:
+            reader = con.sql(_fast_query(source, None, layout)).to_arrow_reader(batch_rows)
+            while (table := _next_table(reader)) is not None:
+                if pc.any(table.column("_empty")).as_py():
+                    raise Unstreamable(f"{source.name}: a line holds null, not an object")
+                numbers = np.arange(first, first + table.num_rows, dtype=np.int64)
+                table = table.drop_columns(["_empty"]).append_column("line_no", pa.array(numbers))
+                first += table.num_rows
+                yield _split_bad_values(source, table, lambda found: _texts_at(source, found))
+                del table  # not held while DuckDB parses the next batch
+        except (duckdb.Error, pa.ArrowException) as e:
+            raise Unstreamable(f"{source.name}: {str(e).splitlines()[0]}") from e
+
+
+def _next_table(reader: pa.RecordBatchReader) -> pa.Table | None:
+    try:
+        return pa.Table.from_batches([reader.read_next_batch()])
+    except StopIteration:
+        return None
 
 
 def _texts_at(source: Input, numbers: Sequence[int]) -> dict[int, bytes]:
@@ -994,6 +1030,18 @@ class EnvoyJsonCollector:
         if result is None:
             result = _read_exact(source, kind, layout)
         yield from _batches(source, result, options.batch_lines)
+
+    def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]:
+        """Yield the exchanges and rejects of a plain JSON access log ``batch_rows`` lines at
+        a time, as the fast path parses them (see ``StreamingCollector``)."""
+        head = lines.read_head(source, SAMPLE_BYTES)
+        if not head:
+            return
+        keys = _keys_of(_sample_lines(source, None, head))
+        layout = layout_for(keys, parse_log_format(options.log_format), options.request_id_header)
+        for result in _stream_fast(source, layout, batch_rows):
+            yield from _batches(source, result, batch_rows)
+            del result  # not held while the next is parsed
 
 
 COLLECTOR = EnvoyJsonCollector()

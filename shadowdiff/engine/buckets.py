@@ -132,6 +132,12 @@ def spill(table: pa.Table, layout: Layout, piece: str) -> None:
         start += rows
 
 
+def unspill(layout: Layout, piece: str) -> None:
+    """Remove what :func:`spill` wrote of ``piece``, from every bucket."""
+    for bucket in range(layout.count):
+        (layout.directory(bucket) / f"{piece}{ipc.SUFFIX}").unlink(missing_ok=True)
+
+
 def read(layout: Layout, bucket: int) -> pa.Table:
     """Every row spilled to ``bucket``, in piece order (the pieces' names sort in input order)."""
     spilled = ipc.read_all(sorted(layout.directory(bucket).glob(f"*{ipc.SUFFIX}")))

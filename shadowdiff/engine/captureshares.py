@@ -22,8 +22,8 @@ from shadowdiff.collect import pcap
 from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.pcap_shares import Share
 from shadowdiff.engine import logcuts
-from shadowdiff.engine.logcuts import CutResult, Expected, Prepare, Rows
-from shadowdiff.engine.tasks import Prepared
+from shadowdiff.engine.logcuts import CutResult, Expected, Rows
+from shadowdiff.engine.tasks import Prepare, Prepared
 from shadowdiff.errors import InputError
 
 # A smaller capture is read whole in the run's process: its reading takes less than starting

@@ -16,10 +16,12 @@ Two costs decide the speed on real inputs, and both are paid per group of files,
   chunks, read and prepared in worker processes on every core when the group is large:
   decoding JSON and base64 is Python work that threads would run one at a time, and a chunk
   prepared where it was read never sends its bodies to this process.
-- **Reading large logs.** Logs of ``PARALLEL_MIN_LOG_BYTES`` or more in all are read as cuts by
-  the same workers (:mod:`~shadowdiff.engine.logcuts`), each prepared where it was read; in
-  this process, the preparing of a piece would wait for its reading and the reading for the
-  preparing. With a Dask cluster (``submit``), every input is read by the cluster's workers.
+- **Reading large logs.** Logs of ``PARALLEL_MIN_LOG_BYTES`` or more in all are read by the
+  same workers, each piece prepared where it was read: with a log for every worker, each
+  worker streams whole logs of its own (:mod:`~shadowdiff.engine.logstream`); else they are
+  read as cuts (:mod:`~shadowdiff.engine.logcuts`). In this process, the preparing of a piece
+  would wait for its reading and the reading for the preparing. With a Dask cluster
+  (``submit``), every input is read by the cluster's workers.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ from shadowdiff.collect.base import (
     reject,
 )
 from shadowdiff.collect.lines import HEAD_BYTES, compression_of, read_head
-from shadowdiff.engine import buckets, captureshares, logcuts
+from shadowdiff.engine import buckets, captureshares, logcuts, logstream
 from shadowdiff.engine.buckets import Layout
-from shadowdiff.engine.tasks import Prepared
+from shadowdiff.engine.tasks import Prepare, Prepared
 from shadowdiff.errors import InputError
 
 SNIFF_SAMPLE = 5  # files of a group sniffed to choose its collector
@@ -200,8 +202,8 @@ class Keep:
         buckets.spill(collected, self.layout, piece)
         return Prepared()
 
-
-Prepare = Callable[[pa.Table, str], Prepared]
+    def discard(self, piece: str) -> None:
+        buckets.unspill(self.layout, piece)
 
 
 class Awaited(Protocol):
@@ -507,6 +509,7 @@ def _pieces(
     pending: list[Awaited | _Spread | tuple[int, _Item]] = []
     threads = _cut_threads(plan, readers, submit)
     shared = {item.source.name for item in plan.shared_captures()}
+    streamed = _streamed(plan.logs(), readers.share_workers)
     for number, item in enumerate(plan.items):
         chunked = submit or (readers.pool.submit if readers.pool is not None else None)
         if isinstance(item, _Many) and chunked is not None:
@@ -520,7 +523,8 @@ def _pieces(
             isinstance(item, _One)
             and chunked is not None
             and (
-                spread := _split(item, number, readers, submit is None, threads)
+                spread := _stream(item, number, readers, submit is None, streamed)
+                or _split(item, number, readers, submit is None, threads)
                 or _shared(item, number, readers, submit is None, shared)
             )
         ):
@@ -633,6 +637,37 @@ def _shared(
     return _Spread(tasks, captureshares.read_share, merge)
 
 
+def _streamed(logs: list[_One], workers: int) -> set[str]:
+    """The logs each read whole by one worker (:mod:`~shadowdiff.engine.logstream`): the
+    largest, as many as give every worker the same number, when they differ in size by less
+    than a piece (else the cuts of one would outlast the others'); the rest are cut."""
+    streaming = [item for item in logs if logstream.streams(item.collector)]
+    streaming.sort(key=lambda item: pieces.file_size(item.source), reverse=True)
+    chosen = streaming[: workers * (len(streaming) // workers)] if workers > 1 else []
+    sizes = [pieces.file_size(item.source) for item in chosen]
+    if not sizes or sizes[0] - sizes[-1] > pieces.PIECE_BYTES:
+        return set()
+    return {item.source.name for item in chosen}
+
+
+def _stream(
+    item: _One, number: int, readers: Readers, pinning: bool, streamed: set[str]
+) -> _Spread | None:
+    """``item`` read whole by one worker, or ``None`` to read it otherwise."""
+    if item.source.name not in streamed:
+        return None
+    pinned = readers.pins.get(item.source.name)
+    expected = logcuts.splittable(item.collector, item.source, pinned, pinning)
+    if expected is None:
+        return None
+    scratch = str(readers.scratch / f"{number:07d}")
+    rows = logstream.STREAM_ROWS
+    task = logstream.StreamTask(item.source, item.collector.name, expected, number, scratch, rows)
+    collector, strict = item.collector.name, item.strict
+    merge = functools.partial(logcuts.merged, item.source, collector, expected.size, strict)
+    return _Spread([task], logstream.read_stream, merge)
+
+
 def _split(
     item: _One,
     number: int,
@@ -722,9 +757,8 @@ def read_one(
         for piece in _line_pieces(item.collector, readable, scratch):
             first = batches
             batches += logcuts.read_batches(
-                item.collector,
+                item.collector.read(piece.source, options),
                 piece,
-                options,
                 prepare,
                 functools.partial(_nth_piece_name, number, first),
                 report,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import pyarrow as pa
 from shadowdiff import db, schema
 from shadowdiff.collect import pieces, registry, snapshot, unwrap
 from shadowdiff.collect.base import (
+    Batch,
     Collector,
     Input,
     InputReport,
@@ -35,10 +36,9 @@ from shadowdiff.collect.base import (
     reject,
 )
 from shadowdiff.collect.lines import compression_of, read_head
-from shadowdiff.engine.tasks import Prepared
+from shadowdiff.engine.tasks import Prepare, Prepared
 from shadowdiff.errors import InputError
 
-Prepare = Callable[[pa.Table, str], Prepared]
 Rows = list[dict[str, object]]
 CutResult = tuple[Rows, InputReport, Prepared]
 
@@ -124,9 +124,8 @@ def read_cut(task: CutTask, options: Options, prepare: Prepare) -> CutResult:
         with opened(task.source, task.expected) as log:
             with _piece(log, task) as piece:
                 read_batches(
-                    collector,
+                    collector.read(piece.source, options),
                     piece,
-                    options,
                     prepare,
                     lambda batch: f"{task.number:07d}-{cut.number:06d}-{batch:06d}",
                     report,
@@ -179,9 +178,8 @@ def _piece(fd: int, task: CutTask) -> Iterator[pieces.Piece]:
 
 
 def read_batches(
-    collector: Collector,
+    read: Iterable[Batch],
     piece: pieces.Piece,
-    options: Options,
     prepare: Prepare,
     name: Callable[[int], str],
     report: InputReport,
@@ -189,12 +187,12 @@ def read_batches(
     prepared: Prepared,
     unwrapped: unwrap.Unwrapped | None = None,
 ) -> int:
-    """Read ``piece`` with ``collector`` and prepare each batch as it comes (named by
-    ``name(k)`` for the k-th batch), adding its rejects to ``rows`` and its figures to
-    ``report``; how many batches it had."""
+    """Prepare each batch a collector ``read`` of ``piece`` as it comes (named by ``name(k)``
+    for the k-th batch), adding its rejects to ``rows`` and its figures to ``report``; how
+    many batches it had."""
     notes = [report.note] if report.note else []
     batches = 0
-    for batch in collector.read(piece.source, options):
+    for batch in read:
         table = pieces.place(sided(batch.exchanges, piece.source.side), piece)
         pieces.place_rejects(batch.rejects, piece)
         if unwrapped is not None:
@@ -208,6 +206,7 @@ def read_batches(
         report.blank += batch.blank
         if batch.note and batch.note not in notes:
             notes.append(batch.note)
+        del batch, table  # not held while the next batch is read
     report.note = "; ".join(notes) or None
     return batches
 

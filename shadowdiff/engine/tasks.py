@@ -21,6 +21,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -60,6 +61,16 @@ class Prepared:
         self.secondary = self.secondary or other.secondary
 
 
+class Prepare(Protocol):
+    """What a collecting task hands each piece it read to (named ``piece``), and how what it
+    wrote of a piece is taken back (a log streamed whole that turned out to need reading as
+    cuts: :mod:`~shadowdiff.engine.logstream`)."""
+
+    def __call__(self, collected: pa.Table, piece: str) -> Prepared: ...
+
+    def discard(self, piece: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Preparation:
     """Prepares pieces for one run: its config, its redaction key and its buckets."""
@@ -85,6 +96,12 @@ class Preparation:
             captured=captured(exchanges, config.rules),
             secondary=bool(pc.any(pc.equal(sides, "secondary")).as_py() or False),
         )
+
+    def discard(self, piece: str) -> None:
+        """Remove what preparing ``piece`` wrote: its exchanges part, its buckets' files."""
+        if self.layout.narrow:
+            store.remove_part(self.work, "exchanges", piece)
+        buckets.unspill(self.layout, piece)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""Logs streamed whole by the reading workers (engine.logstream): the tables and figures are
+those of the logs read in this process, and a stream that gives up late takes back what it
+prepared before the log is read as cuts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_buckets import one_key, parts_of, run  # noqa: F401 - one_key: a fixture
+from test_window import line
+
+import shadowdiff
+from shadowdiff.collect import envoy_json, envoy_text, pieces
+from shadowdiff.collect.base import Batch, Input, Options
+from shadowdiff.engine import buckets, collection, logcuts, logstream
+from shadowdiff.engine.buckets import Layout
+from shadowdiff.testing.compare import differences
+
+RECORDS = 600
+LATE = 550  # past ten batches of 50 lines
+PROBLEMS = {
+    "clean": None,
+    "a blank line": "",
+    "a line that is not JSON": '{"broken": ',
+    "a null line": "null",
+    "a bad value": line(9999, 1.0).replace('"response_code": 200', '"response_code": "2x0"'),
+}
+
+
+def logs(tmp_path: Path, problem: str | None) -> tuple[Path, Path]:
+    """A primary and a mirror log of ``RECORDS`` records each, ``problem`` (a line) in the
+    primary's after its ``LATE``-th record."""
+    p, m = tmp_path / "p.log", tmp_path / "m.log"
+    primary = [line(i, i * 10.0) for i in range(RECORDS)]
+    if problem is not None:
+        primary.insert(LATE, problem)
+    p.write_text("".join(f"{text}\n" for text in primary))
+    m.write_text(
+        "".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(RECORDS))
+    )
+    return p, m
+
+
+def streaming(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading workers for any log, two of them, and streams of 50 lines a batch."""
+    monkeypatch.setattr(collection, "PARALLEL_MIN_LOG_BYTES", 0)
+    monkeypatch.setattr(collection, "cores", lambda: 2)
+    monkeypatch.setattr(logstream, "STREAM_ROWS", 50)
+
+
+def batches_of(out: Path, item: int) -> list[str]:
+    """The names of input ``item``'s exchanges parts, as piece and batch."""
+    prefix = f"part-{item:07d}-"
+    return [n[len(prefix) : -len(".parquet")] for n in parts_of(out) if n.startswith(prefix)]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_streamed_logs_give_what_they_give_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    p, m = logs(tmp_path, PROBLEMS[problem])
+    inputs = {"primary": [str(p)], "mirror": [str(m)]}
+    here = run(tmp_path / "here", 4, **inputs)
+    streaming(monkeypatch)
+    streamed = run(tmp_path / "streamed", 4, **inputs)
+    assert differences(tmp_path / "here", tmp_path / "streamed") == []
+    assert here["conservation"] == streamed["conservation"]
+    assert here["inputs"] == streamed["inputs"]
+    # The mirror streamed in batches of 50 lines; the primary too, unless the stream gave up,
+    # when what it prepared was taken back and the log read as one cut.
+    assert batches_of(tmp_path / "streamed", 1) == [f"000000-{k:06d}" for k in range(12)]
+    gave_up = problem not in ("clean", "a bad value")
+    batches = -(-(RECORDS + (PROBLEMS[problem] is not None)) // 50)
+    expected = ["000000-000000"] if gave_up else [f"000000-{k:06d}" for k in range(batches)]
+    assert batches_of(tmp_path / "streamed", 0) == expected
+
+
+def test_a_bad_value_is_a_reject_at_its_line_with_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, m = logs(tmp_path, PROBLEMS["a bad value"])
+    streaming(monkeypatch)
+    run(tmp_path / "streamed", 4, primary=[str(p)], mirror=[str(m)])
+    con = shadowdiff.open(tmp_path / "streamed")
+    ((location, excerpt),) = con.sql("SELECT location, excerpt FROM rejects").fetchall()
+    assert location == f"{p}:{LATE + 1}" and '"2x0"' in excerpt
+
+
+def test_a_log_written_to_while_it_is_streamed_reads_as_it_was_at_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record appended once the stream has begun: the stream gives up (the file is not the
+    size the run pinned), what it spilled is taken back, and the log is read as cuts of what
+    it held at the start. (Run here, not in a worker: the writing is patched in.)"""
+    p, _ = logs(tmp_path, None)
+    original = envoy_json.EnvoyJsonCollector.stream
+
+    def appending(self: object, source: Input, options: Options, rows: int) -> Iterator[Batch]:
+        for n, batch in enumerate(original(self, source, options, rows)):  # type: ignore[arg-type]
+            if n == 1:
+                with open(p, "a") as log:
+                    log.write(line(RECORDS, 1.0) + "\n")
+            yield batch
+
+    monkeypatch.setattr(envoy_json.EnvoyJsonCollector, "stream", appending)
+    kept = Layout(str(tmp_path / "kept"), 1)
+    kept.create()
+    source = Input(p, "primary")
+    expected = logcuts.Expected(p.stat().st_size)
+    task = logstream.StreamTask(source, envoy_json.NAME, expected, 3, str(tmp_path / "s"), 50)
+    rows, report, _ = logstream.read_stream(task, Options(), collection.Keep(kept))
+    assert rows == [] and report.records == RECORDS
+    assert sorted(f.name for f in kept.directory(0).iterdir()) == ["0000003-000000-000000.arrow"]
+    assert buckets.read(kept, 0).num_rows == RECORDS
+
+
+def test_logs_of_unlike_sizes_are_cut_rather_than_streamed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One worker streaming a large log while the other has a small one would leave a core
+    idle: such logs are cut instead, as is a log left over once every worker has one."""
+    sizes = {"a": 900 << 20, "b": 850 << 20, "c": 10 << 20, "d": 2000 << 20, "t": 900 << 20}
+    monkeypatch.setattr(pieces, "file_size", lambda source: sizes[source.path.name])
+
+    def chosen(names: str, workers: int = 2) -> set[str]:
+        logs = [
+            collection._One(
+                Input(Path(n)), envoy_text.COLLECTOR if n == "t" else envoy_json.COLLECTOR, True
+            )
+            for n in names
+        ]
+        return collection._streamed(logs, workers)
+
+    assert chosen("ab") == {"a", "b"}
+    assert chosen("abc") == {"a", "b"}  # c is cut, its cuts spread over both workers
+    assert chosen("ac") == chosen("da") == set()  # sizes too far apart
+    assert chosen("ab", workers=1) == set()
+    assert chosen("at") == set()  # text logs are not streamed
