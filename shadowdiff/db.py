@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 
 import duckdb
+import pyarrow as pa
 
 # Threads for each new database (None: DuckDB's default, every core). A Dask worker sets its
 # own thread count (its share of the machine): see shadowdiff.engine.dask.
@@ -20,6 +22,22 @@ def connect() -> duckdb.DuckDBPyConnection:
     except duckdb.InvalidInputException:
         pass  # Jupyter without ipywidgets: DuckDB refuses, and draws no terminal bar there anyway
     return con
+
+
+def batches(relation: duckdb.DuckDBPyRelation, rows: int) -> Iterator[pa.Table]:
+    """The rows of ``relation`` as tables of up to ``rows`` rows, each as DuckDB makes it, and
+    none held here while it makes the next (a caller that wants its memory to follow one
+    batch drops each before asking for the next)."""
+    reader = relation.to_arrow_reader(rows)
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        table = pa.Table.from_batches([batch])
+        del batch
+        yield table
+        del table
 
 
 def literal(text: str) -> str:

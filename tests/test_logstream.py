@@ -4,8 +4,8 @@ prepared before the log is read as cuts."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,26 +21,58 @@ from shadowdiff.testing.compare import differences
 
 RECORDS = 600
 LATE = 550  # past ten batches of 50 lines
-PROBLEMS = {
-    "clean": None,
-    "a blank line": "",
-    "a line that is not JSON": '{"broken": ',
-    "a null line": "null",
-    "a bad value": line(9999, 1.0).replace('"response_code": 200', '"response_code": "2x0"'),
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def text_line(i: int, ms: float) -> str:
+    """A line of Istio's default text format."""
+    at = (T0 + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
+    return (
+        f'[{at.replace("+00:00", "Z")}] "GET /api/items/{i} HTTP/1.1" 200 - via_upstream - "-" '
+        f'0 34 5 4 "192.0.2.2" "curl/8.5.0" "r{i}" "app:8080" "10.0.0.9:8080" '
+        "outbound|8080||app 10.0.0.5:41000 10.0.0.5:8080 192.0.2.2:0 - default"
+    )
+
+
+LINES = {"json": line, "text": text_line}
+# (kind of log, a line after the primary's LATE-th record; whether the stream gives up on it)
+PROBLEMS: dict[str, tuple[str, bytes | None, bool]] = {
+    "json clean": ("json", None, False),
+    "json, a blank line": ("json", b"", True),  # read_json skips it: the count tells
+    "json, a line that is not JSON": ("json", b'{"broken": ', True),
+    "json, a null line": ("json", b"null", True),
+    "json, a bad value": (
+        "json",
+        line(9999, 1.0).replace('"response_code": 200', '"response_code": "2x0"').encode(),
+        False,
+    ),
+    "json, a CRLF line": ("json", line(9998, 1.0).encode() + b"\r", False),
+    "text clean": ("text", None, False),
+    "text, a blank line": ("text", b"", False),
+    "text, a line that does not match": ("text", b"garbage here", False),
+    "text, a bad value": ("text", text_line(9999, 1.0).replace(" 200 ", " 2x0 ").encode(), False),
+    "text, a line that is not UTF-8": ("text", b"\xff\xfe\n", True),
+    "text, a CRLF line": ("text", text_line(9998, 1.0).encode() + b"\r", True),
+    # DuckDB's reader makes two lines of the first and drops the second: as many rows as lines
+    "text, a lone CR, then a line not UTF-8": (
+        "text",
+        f"{text_line(9998, 1.0)}\r{text_line(9996, 1.0)}\n".encode() + b"\xff\xfe",
+        True,
+    ),
+    "text, a last line cut short": ("text", b"", True),
 }
 
 
-def logs(tmp_path: Path, problem: str | None) -> tuple[Path, Path]:
+def logs(tmp_path: Path, kind: str, problem: bytes | None, end: bytes = b"\n") -> tuple[Path, Path]:
     """A primary and a mirror log of ``RECORDS`` records each, ``problem`` (a line) in the
-    primary's after its ``LATE``-th record."""
+    primary's after its ``LATE``-th record; ``end``: what ends the primary's last line."""
     p, m = tmp_path / "p.log", tmp_path / "m.log"
-    primary = [line(i, i * 10.0) for i in range(RECORDS)]
+    make = LINES[kind]
+    primary = [make(i, i * 10.0).encode() for i in range(RECORDS)]
     if problem is not None:
         primary.insert(LATE, problem)
-    p.write_text("".join(f"{text}\n" for text in primary))
-    m.write_text(
-        "".join(json.dumps(json.loads(line(i, i * 10.0 + 3))) + "\n" for i in range(RECORDS))
-    )
+    p.write_bytes(b"\n".join(primary) + end)
+    m.write_text("".join(make(i, i * 10.0 + 3) + "\n" for i in range(RECORDS)))
     return p, m
 
 
@@ -61,7 +93,12 @@ def batches_of(out: Path, item: int) -> list[str]:
 def test_streamed_logs_give_what_they_give_read_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
 ) -> None:
-    p, m = logs(tmp_path, PROBLEMS[problem])
+    kind, text, gives_up = PROBLEMS[problem]
+    unterminated = problem.endswith("cut short")
+    half = text_line(9997, 1.0)[:60].encode()
+    p, m = logs(
+        tmp_path, kind, None if unterminated else text, b"\n" + half if unterminated else b"\n"
+    )
     inputs = {"primary": [str(p)], "mirror": [str(m)]}
     here = run(tmp_path / "here", 4, **inputs)
     streaming(monkeypatch)
@@ -72,16 +109,16 @@ def test_streamed_logs_give_what_they_give_read_here(
     # The mirror streamed in batches of 50 lines; the primary too, unless the stream gave up,
     # when what it prepared was taken back and the log read as one cut.
     assert batches_of(tmp_path / "streamed", 1) == [f"000000-{k:06d}" for k in range(12)]
-    gave_up = problem not in ("clean", "a bad value")
-    batches = -(-(RECORDS + (PROBLEMS[problem] is not None)) // 50)
-    expected = ["000000-000000"] if gave_up else [f"000000-{k:06d}" for k in range(batches)]
+    lines = p.read_bytes().count(b"\n") + unterminated
+    streamed_batches = [f"000000-{k:06d}" for k in range(-(-lines // 50))]
+    expected = ["000000-000000"] if gives_up else streamed_batches
     assert batches_of(tmp_path / "streamed", 0) == expected
 
 
 def test_a_bad_value_is_a_reject_at_its_line_with_its_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    p, m = logs(tmp_path, PROBLEMS["a bad value"])
+    p, m = logs(tmp_path, "json", PROBLEMS["json, a bad value"][1])
     streaming(monkeypatch)
     run(tmp_path / "streamed", 4, primary=[str(p)], mirror=[str(m)])
     con = shadowdiff.open(tmp_path / "streamed")
@@ -95,7 +132,7 @@ def test_a_log_written_to_while_it_is_streamed_reads_as_it_was_at_the_start(
     """A record appended once the stream has begun: the stream gives up (the file is not the
     size the run pinned), what it spilled is taken back, and the log is read as cuts of what
     it held at the start. (Run here, not in a worker: the writing is patched in.)"""
-    p, _ = logs(tmp_path, None)
+    p, _ = logs(tmp_path, "json", None)
     original = envoy_json.EnvoyJsonCollector.stream
 
     def appending(self: object, source: Input, options: Options, rows: int) -> Iterator[Batch]:
@@ -138,4 +175,4 @@ def test_logs_of_unlike_sizes_are_cut_rather_than_streamed(
     assert chosen("abc") == {"a", "b"}  # c is cut, its cuts spread over both workers
     assert chosen("ac") == chosen("da") == set()  # sizes too far apart
     assert chosen("ab", workers=1) == set()
-    assert chosen("at") == set()  # text logs are not streamed
+    assert chosen("at") == {"a", "t"}  # JSON and text logs alike

@@ -128,7 +128,11 @@ class StreamingCollector(Collector, Protocol):
 
     ``stream`` raises ``Unstreamable`` as soon as it meets what it cannot give that way. It
     does not count the file's lines: the caller counts them beside it and takes the batches
-    back when the records fall short (a blank line the parser skipped)."""
+    back when the records and blank lines fall short of them (a line the parser skipped), or
+    when the file holds a carriage return and ``streams_carriage_returns`` is false (the
+    exact reading cuts such a file by :mod:`~shadowdiff.collect.splitlines`)."""
+
+    streams_carriage_returns: bool
 
     def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]: ...
 

@@ -790,8 +790,7 @@ def _stream_fast(source: Input, layout: Layout, batch_rows: int) -> Iterator[_Re
     first = 1
     with _connect() as con:
         try:
-            reader = con.sql(_fast_query(source, None, layout)).to_arrow_reader(batch_rows)
-            while (table := _next_table(reader)) is not None:
+            for table in db.batches(con.sql(_fast_query(source, None, layout)), batch_rows):
                 if pc.any(table.column("_empty")).as_py():
                     raise Unstreamable(f"{source.name}: a line holds null, not an object")
                 numbers = np.arange(first, first + table.num_rows, dtype=np.int64)
@@ -801,13 +800,6 @@ def _stream_fast(source: Input, layout: Layout, batch_rows: int) -> Iterator[_Re
                 del table  # not held while DuckDB parses the next batch
         except (duckdb.Error, pa.ArrowException) as e:
             raise Unstreamable(f"{source.name}: {str(e).splitlines()[0]}") from e
-
-
-def _next_table(reader: pa.RecordBatchReader) -> pa.Table | None:
-    try:
-        return pa.Table.from_batches([reader.read_next_batch()])
-    except StopIteration:
-        return None
 
 
 def _texts_at(source: Input, numbers: Sequence[int]) -> dict[int, bytes]:
@@ -1030,6 +1022,9 @@ class EnvoyJsonCollector:
         if result is None:
             result = _read_exact(source, kind, layout)
         yield from _batches(source, result, options.batch_lines)
+
+    # A carriage return changes nothing here: read_json ends lines at "\n" only.
+    streams_carriage_returns = True
 
     def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]:
         """Yield the exchanges and rejects of a plain JSON access log ``batch_rows`` lines at

@@ -29,7 +29,14 @@ import pyarrow.compute as pc
 
 from shadowdiff import db, schema
 from shadowdiff.collect import envoy_format, lines
-from shadowdiff.collect.base import Batch, Input, Options, reject, unreadable_compressed
+from shadowdiff.collect.base import (
+    Batch,
+    Input,
+    Options,
+    Unstreamable,
+    reject,
+    unreadable_compressed,
+)
 from shadowdiff.collect.envoy_format import Field, Format, Piece, SplitPlan
 from shadowdiff.errors import InputError
 
@@ -84,20 +91,42 @@ class EnvoyTextCollector:
         share = matched / len(entries)
         return 0.5 + 0.5 * share if share >= 0.5 else 0.4 * share
 
+    # A carriage return is a line end to DuckDB's line reader: such a file is read exactly.
+    streams_carriage_returns = False
+
     def read(self, source: Input, options: Options) -> Iterator[Batch]:
         """Yield batches of exchanges and rejects for one access-log file."""
         fmt = choose_format(source, options)
         scanned = lines.scan(source, _first_pass(fmt))
-        parsed = _Parsed.start(scanned.table)
-        if parsed.unmatched is not None:
-            parsed.add(_second_pass(fmt, parsed.unmatched))
-        rejects, reject_lines = _rejects(source, fmt, parsed, scanned)
-        ok = parsed.ok_table()
-        line_no = np.asarray(ok.column("line_no").to_numpy(), dtype=np.int64)
-        exchanges = _exchanges(source, fmt, ok)
-        yield from _batches(
-            exchanges, line_no, rejects, reject_lines, scanned.blank, options.batch_lines
-        )
+        yield from _parsed(source, fmt, scanned, _Hints(fmt), options.batch_lines)
+
+    def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]:
+        """Yield the exchanges and rejects of a plain access log ``batch_rows`` lines at a
+        time, as DuckDB reads them (see ``StreamingCollector``). A log that ends without a
+        newline (its last line perhaps cut short, which only the whole reading tells) is not
+        streamed."""
+        if not lines.ends_with_newline(source):
+            raise Unstreamable(f"{source.name}: the last line has no newline")
+        fmt = choose_format(source, options)
+        hints = _Hints(fmt)
+        for scanned in lines.stream_scan(source, _first_pass(fmt), batch_rows):
+            yield from _parsed(source, fmt, scanned, hints, batch_rows)
+            del scanned  # not held while the next is read
+
+
+def _parsed(
+    source: Input, fmt: Format, scanned: lines.Lines, hints: _Hints, batch_lines: int
+) -> Iterator[Batch]:
+    """The batches of scanned lines: parsed (the lines the first pass could not cut, with the
+    regular expression), their rejects with a reason each (``hints``: the detailed ones left)."""
+    parsed = _Parsed.start(scanned.table)
+    if parsed.unmatched is not None:
+        parsed.add(_second_pass(fmt, parsed.unmatched))
+    rejects, reject_lines = _rejects(source, fmt, parsed, scanned, hints)
+    ok = parsed.ok_table()
+    line_no = np.asarray(ok.column("line_no").to_numpy(), dtype=np.int64)
+    exchanges = _exchanges(source, fmt, ok)
+    yield from _batches(exchanges, line_no, rejects, reject_lines, scanned.blank, batch_lines)
 
 
 COLLECTOR = EnvoyTextCollector()
@@ -428,14 +457,13 @@ class _Parsed:
 
 
 def _rejects(
-    source: Input, fmt: Format, parsed: _Parsed, scanned: lines.Lines
+    source: Input, fmt: Format, parsed: _Parsed, scanned: lines.Lines, hints: _Hints
 ) -> tuple[list[dict[str, object]], list[int]]:
     """Reject rows for every line that did not parse, in line order, and their line numbers."""
     found: list[tuple[int, dict[str, object]]] = []
     for row in scanned.rejects:
         location = str(row["location"])
         found.append((int(location.rsplit(":", 1)[1]), row))
-    hints = _Hints(fmt)
     for line_no, line, reason, diagnostic in parsed.failed():
         if line_no == scanned.unterminated:
             reason = TRUNCATED_REASON

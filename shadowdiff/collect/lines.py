@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import mmap
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 
 from shadowdiff import db
 from shadowdiff.collect import splitlines
-from shadowdiff.collect.base import Input, reject, unreadable_compressed
+from shadowdiff.collect.base import Input, Unstreamable, reject, unreadable_compressed
 from shadowdiff.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -190,6 +191,11 @@ def compression_of(source: Input) -> str | None:
 def _last_byte_is_newline(source: Input, kind: str | None) -> bool:
     if kind is not None:
         return True  # not cheap to tell for a compressed stream; the parse error still says why
+    return ends_with_newline(source)
+
+
+def ends_with_newline(source: Input) -> bool:
+    """Whether the plain file ``source`` is empty or ends with a newline."""
     with open(source.path, "rb") as f:
         f.seek(0, 2)
         if f.tell() == 0:
@@ -254,6 +260,29 @@ def scan(source: Input, select: str) -> Lines:
     return _numbered(source, kind, table, rejects, rejected)
 
 
+def stream_scan(source: Input, select: str, batch_rows: int) -> Iterator[Lines]:
+    """:func:`scan` over a plain file, ``batch_rows`` lines at a time as DuckDB reads them,
+    each batch numbered after the last: right only while every line is a row, so the caller
+    counts the lines beside it (``StreamingCollector``: a line DuckDB's reader rejects, not
+    UTF-8, is not a row, and the count tells). Raises ``Unstreamable`` where the reader fails."""
+    path = db.literal(str(source.path))
+    query = _query(f"SELECT line FROM read_csv({path}, {_csv_options(None)})", select)
+    con = db.connect()
+    first = 1
+    try:
+        for table in db.batches(con.sql(query), batch_rows):
+            numbers = np.arange(first, first + table.num_rows, dtype=np.int64)
+            first += table.num_rows
+            kept, blank = _without_blank(table.add_column(0, "line_no", pa.array(numbers)))
+            del table
+            yield Lines(kept, [], blank)
+            del kept
+    except duckdb.Error as e:
+        raise Unstreamable(f"{source.name}: {str(e).splitlines()[0]}") from e
+    finally:
+        con.close()
+
+
 def _scan_split(source: Input, select: str, kind: str | None) -> Lines:
     """:func:`scan` over the lines :mod:`~shadowdiff.collect.splitlines` cuts."""
     with open_input(source) as stream:
@@ -302,15 +331,21 @@ def _numbered(
     # is the next one not rejected.
     everything = np.arange(1, table.num_rows + len(rejected) + 1, dtype=np.int64)
     line_no = everything[~np.isin(everything, rejected)] if rejected else everything
-    table = table.add_column(0, "line_no", pa.array(line_no, pa.int64()))
+    table, blank_lines = _without_blank(
+        table.add_column(0, "line_no", pa.array(line_no, pa.int64()))
+    )
+    last = int(everything[-1]) if len(everything) else 0
+    unterminated = None if _last_byte_is_newline(source, kind) else last
+    return Lines(table, rejects, blank_lines, unterminated)
+
+
+def _without_blank(table: pa.Table) -> tuple[pa.Table, int]:
+    """``table`` without its blank lines' rows (and its ``_blank`` column), and how many."""
     blank_mask = pc.fill_null(table.column("_blank"), True)
     blank_lines = int(pc.sum(blank_mask).as_py() or 0)
     if blank_lines:  # filtering copies every column: only when there is something to drop
         table = table.filter(pc.invert(blank_mask))
-    table = table.drop_columns(["_blank"])
-    last = int(everything[-1]) if len(everything) else 0
-    unterminated = None if _last_byte_is_newline(source, kind) else last
-    return Lines(table, rejects, blank_lines, unterminated)
+    return table.drop_columns(["_blank"]), blank_lines
 
 
 def _longest_lines(source: Input, skip: set[int], count: int) -> list[tuple[int, int, bytes]]:

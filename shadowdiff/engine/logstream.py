@@ -11,8 +11,10 @@ it comes, named by the log and its place in it as a cut's batches are (so the bu
 run's tables, are the same), and the lines are counted beside it: the check that each line was
 a record.
 
-When the stream gives up (``Unstreamable``: a line that is not a record), or its records fall
-short of the lines (a blank line the parser skipped), or the file changed while it was read,
+When the stream gives up (``Unstreamable``: a line that is not a record), or its records and
+blank lines are not the file's lines (a line the parser skipped or split), or the file holds a
+carriage return its collector's stream does not read as the exact reading does, or it changed
+while it was read,
 what it prepared is taken back (``Prepare.discard``) and the worker reads the log as cuts, one
 after the other: the same tables as any other reading, for the price of reading the log twice.
 """
@@ -97,6 +99,8 @@ def _streamed(task: StreamTask, options: Options, prepare: Prepare, names: list[
             counted = counting.result()
         if counted.lines != report.records + report.blank:
             raise Unstreamable(f"{source.name}: {counted.lines} lines, {report.records} records")
+        if counted.carriage_return and not collector.streams_carriage_returns:
+            raise Unstreamable(f"{source.name}: holds a carriage return")
         if os.fstat(fd).st_size != task.expected.size:
             raise Unstreamable(f"{source.name}: written to while it was read")
     return rows, report, prepared
