@@ -47,6 +47,7 @@ PROBLEMS: dict[str, tuple[str, bytes | None, bool]] = {
         False,
     ),
     "json, a CRLF line": ("json", line(9998, 1.0).encode() + b"\r", False),
+    "json, a last line cut short": ("json", b"", True),
     "text clean": ("text", None, False),
     "text, a blank line": ("text", b"", False),
     "text, a line that does not match": ("text", b"garbage here", False),
@@ -95,7 +96,7 @@ def test_streamed_logs_give_what_they_give_read_here(
 ) -> None:
     kind, text, gives_up = PROBLEMS[problem]
     unterminated = problem.endswith("cut short")
-    half = text_line(9997, 1.0)[:60].encode()
+    half = LINES[kind](9997, 1.0)[:60].encode()
     p, m = logs(
         tmp_path, kind, None if unterminated else text, b"\n" + half if unterminated else b"\n"
     )

@@ -1028,7 +1028,11 @@ class EnvoyJsonCollector:
 
     def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]:
         """Yield the exchanges and rejects of a plain JSON access log ``batch_rows`` lines at
-        a time, as the fast path parses them (see ``StreamingCollector``)."""
+        a time, as the fast path parses them (see ``StreamingCollector``). A log that ends
+        without a newline (a copy of a log being written, its last line perhaps cut short)
+        is not streamed: the fast path would fail on its very last line."""
+        if not lines.ends_with_newline(source):
+            raise Unstreamable(f"{source.name}: the last line has no newline")
         head = lines.read_head(source, SAMPLE_BYTES)
         if not head:
             return

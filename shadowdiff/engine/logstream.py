@@ -14,9 +14,9 @@ a record.
 When the stream gives up (``Unstreamable``: a line that is not a record), or its records and
 blank lines are not the file's lines (a line the parser skipped or split), or the file holds a
 carriage return its collector's stream does not read as the exact reading does, or it changed
-while it was read,
-what it prepared is taken back (``Prepare.discard``) and the worker reads the log as cuts, one
-after the other: the same tables as any other reading, for the price of reading the log twice.
+while it was read, what it prepared is taken back (``Prepare.discard``) and the worker reads
+the log as cuts, one after the other: the same tables as any other reading, for the price of
+reading the log twice.
 """
 
 from __future__ import annotations
