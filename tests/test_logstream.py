@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from test_buckets import one_key, parts_of, run  # noqa: F401 - one_key: a fixture
 from test_window import line
@@ -17,6 +18,7 @@ from shadowdiff.collect import envoy_json, envoy_text, pieces
 from shadowdiff.collect.base import Batch, Input, Options
 from shadowdiff.engine import buckets, collection, logcuts, logstream
 from shadowdiff.engine.buckets import Layout
+from shadowdiff.engine.tasks import Prepared
 from shadowdiff.testing.compare import differences
 
 RECORDS = 600
@@ -153,6 +155,32 @@ def test_a_log_written_to_while_it_is_streamed_reads_as_it_was_at_the_start(
     assert rows == [] and report.records == RECORDS
     assert sorted(f.name for f in kept.directory(0).iterdir()) == ["0000003-000000-000000.arrow"]
     assert buckets.read(kept, 0).num_rows == RECORDS
+
+
+def test_a_text_log_with_a_carriage_return_gives_up_after_one_batch(tmp_path: Path) -> None:
+    """The count runs far ahead of the parsing: once the first batch is in, the stream asks
+    it, and gives up on a carriage return then rather than after reading the whole log."""
+    p, _ = logs(tmp_path, "text", text_line(9998, 1.0).encode() + b"\r")
+    kept = Layout(str(tmp_path / "kept"), 1)
+    kept.create()
+    prepared: list[str] = []
+    discarded: list[str] = []
+
+    class Recording(collection.Keep):
+        def __call__(self, collected: pa.Table, piece: str) -> Prepared:
+            prepared.append(piece)
+            return super().__call__(collected, piece)
+
+        def discard(self, piece: str) -> None:
+            discarded.append(piece)
+            super().discard(piece)
+
+    expected = logcuts.Expected(p.stat().st_size)
+    task = logstream.StreamTask(Input(p), envoy_text.NAME, expected, 0, str(tmp_path / "s"), 50)
+    _, report, _ = logstream.read_stream(task, Options(), Recording(kept))
+    assert discarded == ["0000000-000000-000000"]  # the stream's one batch, taken back
+    assert prepared == [*discarded, "0000000-000000-000000"]  # then the log as one cut
+    assert report.records == RECORDS + 1 and buckets.read(kept, 0).num_rows == RECORDS + 1
 
 
 def test_logs_of_unlike_sizes_are_cut_rather_than_streamed(

@@ -13,7 +13,8 @@ a record.
 
 When the stream gives up (``Unstreamable``: a line that is not a record), or its records and
 blank lines are not the file's lines (a line the parser skipped or split), or the file holds a
-carriage return its collector's stream does not read as the exact reading does, or it changed
+carriage return its collector's stream does not read as the exact reading does (asked of the
+count once the first batch is in), or it changed
 while it was read, what it prepared is taken back (``Prepare.discard``) and the worker reads
 the log as cuts, one after the other: the same tables as any other reading, for the price of
 reading the log twice.
@@ -22,12 +23,14 @@ reading the log twice.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shadowdiff.collect import lines, pieces, registry
 from shadowdiff.collect.base import (
+    Batch,
     Input,
     InputReport,
     Options,
@@ -93,17 +96,37 @@ def _streamed(task: StreamTask, options: Options, prepare: Prepare, names: list[
         pinned = _through(source, fd)
         with ThreadPoolExecutor(max_workers=1) as pool:
             counting = pool.submit(lines.count_range, fd, 0, task.expected.size)
-            batches = collector.stream(pinned, options, task.rows)
+            stream = collector.stream(pinned, options, task.rows)
+            batches = _checked(stream, counting, collector, source)
             piece = pieces.Piece(pinned)
             logcuts.read_batches(batches, piece, prepare, name, report, rows, prepared)
             counted = counting.result()
         if counted.lines != report.records + report.blank:
             raise Unstreamable(f"{source.name}: {counted.lines} lines, {report.records} records")
-        if counted.carriage_return and not collector.streams_carriage_returns:
-            raise Unstreamable(f"{source.name}: holds a carriage return")
+        _check_returns(counted, collector, source)
         if os.fstat(fd).st_size != task.expected.size:
             raise Unstreamable(f"{source.name}: written to while it was read")
     return rows, report, prepared
+
+
+def _checked(
+    batches: Iterator[Batch],
+    counting: Future[lines.Counted],
+    collector: StreamingCollector,
+    source: Input,
+) -> Iterator[Batch]:
+    """``batches``, given up after the first when the count (awaited then: it runs far ahead
+    of the parsing) found a carriage return the stream does not read as the exact reading
+    does, rather than at the end, which would read the whole log twice."""
+    for number, batch in enumerate(batches):
+        yield batch
+        if number == 0:
+            _check_returns(counting.result(), collector, source)
+
+
+def _check_returns(counted: lines.Counted, collector: StreamingCollector, source: Input) -> None:
+    if counted.carriage_return and not collector.streams_carriage_returns:
+        raise Unstreamable(f"{source.name}: holds a carriage return")
 
 
 def _through(source: Input, fd: int) -> Input:
