@@ -4,6 +4,7 @@ prepared before the log is read as cuts."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,6 +182,23 @@ def test_a_text_log_with_a_carriage_return_gives_up_after_one_batch(tmp_path: Pa
     assert discarded == ["0000000-000000-000000"]  # the stream's one batch, taken back
     assert prepared == [*discarded, "0000000-000000-000000"]  # then the log as one cut
     assert report.records == RECORDS + 1 and buckets.read(kept, 0).num_rows == RECORDS + 1
+
+
+def test_a_log_read_on_its_own_leaves_the_other_to_be_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compressed mirror is read in the run's process, not by a worker: streaming the
+    primary alone would leave the other worker idle, so the primary is cut instead."""
+    p, m = logs(tmp_path, "json", None)
+    gz = tmp_path / "m.log.gz"
+    gz.write_bytes(gzip.compress(m.read_bytes()))
+    inputs = {"primary": [str(p)], "mirror": [str(gz)]}
+    here = run(tmp_path / "here", 4, **inputs)
+    streaming(monkeypatch)
+    cut = run(tmp_path / "cut", 4, **inputs)
+    assert differences(tmp_path / "here", tmp_path / "cut") == []
+    assert batches_of(tmp_path / "cut", 0) == ["000000-000000"]  # one cut, not 12 batches
+    assert here["conservation"] == cut["conservation"]
 
 
 def test_logs_of_unlike_sizes_are_cut_rather_than_streamed(

@@ -509,9 +509,14 @@ def _pieces(
     pending: list[Awaited | _Spread | tuple[int, _Item]] = []
     threads = _cut_threads(plan, readers, submit)
     shared = {item.source.name for item in plan.shared_captures()}
-    streamed = _streamed(plan.logs(), readers.share_workers)
+    chunked = submit or (readers.pool.submit if readers.pool is not None else None)
+    pinning = submit is None
+    # The logs the workers can read, each with what it must be, worked out once: only they
+    # are streamed (a compressed log among them would leave its worker's core idle).
+    readable = _readable_logs(plan, readers, pinning) if chunked is not None else {}
+    readable_logs = [item for item in plan.logs() if item.source.name in readable]
+    streamed = _streamed(readable_logs, readers.share_workers)
     for number, item in enumerate(plan.items):
-        chunked = submit or (readers.pool.submit if readers.pool is not None else None)
         if isinstance(item, _Many) and chunked is not None:
             name, side = item.collector.name, item.sources[0].side
             size = readers.chunk_files
@@ -523,9 +528,8 @@ def _pieces(
             isinstance(item, _One)
             and chunked is not None
             and (
-                spread := _stream(item, number, readers, submit is None, streamed)
-                or _split(item, number, readers, submit is None, threads)
-                or _shared(item, number, readers, submit is None, shared)
+                spread := _log(item, number, readers, readable, streamed, threads)
+                or _shared(item, number, readers, pinning, shared)
             )
         ):
             pending.append(spread.submitted(chunked, options, prepare))
@@ -641,52 +645,54 @@ def _streamed(logs: list[_One], workers: int) -> set[str]:
     """The logs each read whole by one worker (:mod:`~shadowdiff.engine.logstream`): the
     largest, as many as give every worker the same number, when they differ in size by less
     than a piece (else the cuts of one would outlast the others'); the rest are cut."""
-    streaming = [item for item in logs if logstream.streams(item.collector)]
-    streaming.sort(key=lambda item: pieces.file_size(item.source), reverse=True)
+    sizes = {item.source.name: pieces.file_size(item.source) for item in logs}
+    streaming = sorted(
+        (item.source.name for item in logs if logstream.streams(item.collector)),
+        key=sizes.__getitem__,
+        reverse=True,
+    )
     chosen = streaming[: workers * (len(streaming) // workers)] if workers > 1 else []
-    sizes = [pieces.file_size(item.source) for item in chosen]
-    if not sizes or sizes[0] - sizes[-1] > pieces.PIECE_BYTES:
+    if not chosen or sizes[chosen[0]] - sizes[chosen[-1]] > pieces.PIECE_BYTES:
         return set()
-    return {item.source.name for item in chosen}
+    return set(chosen)
 
 
-def _stream(
-    item: _One, number: int, readers: Readers, pinning: bool, streamed: set[str]
-) -> _Spread | None:
-    """``item`` read whole by one worker, or ``None`` to read it otherwise."""
-    if item.source.name not in streamed:
-        return None
-    pinned = readers.pins.get(item.source.name)
-    expected = logcuts.splittable(item.collector, item.source, pinned, pinning)
-    if expected is None:
-        return None
-    scratch = str(readers.scratch / f"{number:07d}")
-    rows = logstream.STREAM_ROWS
-    task = logstream.StreamTask(item.source, item.collector.name, expected, number, scratch, rows)
-    collector, strict = item.collector.name, item.strict
-    merge = functools.partial(logcuts.merged, item.source, collector, expected.size, strict)
-    return _Spread([task], logstream.read_stream, merge)
+def _readable_logs(plan: Plan, readers: Readers, pinning: bool) -> dict[str, logcuts.Expected]:
+    """What each log the workers can read must be when they read it (see
+    ``logcuts.splittable``), by its name; a log left out is read on its own."""
+    found: dict[str, logcuts.Expected] = {}
+    for item in plan.logs():
+        pinned = readers.pins.get(item.source.name)
+        expected = logcuts.splittable(item.collector, item.source, pinned, pinning)
+        if expected is not None:
+            found[item.source.name] = expected
+    return found
 
 
-def _split(
+def _log(
     item: _One,
     number: int,
     readers: Readers,
-    pinning: bool,
+    readable: dict[str, logcuts.Expected],
+    streamed: set[str],
     threads: int | None,
 ) -> _Spread | None:
-    """``item`` as cuts for the workers, or ``None`` to read it on its own."""
-    pinned = readers.pins.get(item.source.name)
-    expected = logcuts.splittable(item.collector, item.source, pinned, pinning)
+    """The log ``item`` for the workers, streamed whole by one of them or as cuts (``threads``:
+    DuckDB's for each cut), or ``None`` to read it on its own."""
+    source, collector = item.source, item.collector.name
+    expected = readable.get(source.name)
     if expected is None:
         return None
     scratch = str(readers.scratch / f"{number:07d}")
+    merge = functools.partial(logcuts.merged, source, collector, expected.size, item.strict)
+    if source.name in streamed:
+        rows = logstream.STREAM_ROWS
+        task = logstream.StreamTask(source, collector, expected, number, scratch, rows)
+        return _Spread([task], logstream.read_stream, merge)
     tasks = (
-        logcuts.CutTask(item.source, item.collector.name, cut, expected, number, scratch, threads)
-        for cut in logcuts.plan_cuts(item.source, expected)
+        logcuts.CutTask(source, collector, cut, expected, number, scratch, threads)
+        for cut in logcuts.plan_cuts(source, expected)
     )
-    collector, strict = item.collector.name, item.strict
-    merge = functools.partial(logcuts.merged, item.source, collector, expected.size, strict)
     return _Spread(tasks, logcuts.read_cut, merge)
 
 
