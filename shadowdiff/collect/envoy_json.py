@@ -756,13 +756,17 @@ def _read_fast(source: Input, kind: str | None, layout: Layout) -> _Result | Non
     # line numbers, so both send the file to the exact path.
     if table is None or counted is None or table.num_rows != counted.lines:
         return None
-    total = counted.lines
+    return _numbered(source, table, 1)
+
+
+def _numbered(source: Input, table: pa.Table, first: int) -> _Result | None:
+    """The fast path's rows, one per line from line ``first`` on, as a result (its bad values
+    moved to rejects); None when a row is a ``null`` line's row of nulls."""
     if pc.any(table.column("_empty")).as_py():
         return None
-    table = table.drop_columns(["_empty"]).append_column(
-        "line_no", pa.array(np.arange(1, total + 1, dtype=np.int64))
-    )
-    return _split_bad_values(source, table, lambda numbers: _texts_at(source, numbers))
+    numbers = np.arange(first, first + table.num_rows, dtype=np.int64)
+    table = table.drop_columns(["_empty"]).append_column("line_no", pa.array(numbers))
+    return _split_bad_values(source, table, lambda found: _texts_at(source, found))
 
 
 def _fast_query(source: Input, kind: str | None, layout: Layout) -> str:
@@ -791,13 +795,13 @@ def _stream_fast(source: Input, layout: Layout, batch_rows: int) -> Iterator[_Re
     with _connect() as con:
         try:
             for table in db.batches(con.sql(_fast_query(source, None, layout)), batch_rows):
-                if pc.any(table.column("_empty")).as_py():
+                result = _numbered(source, table, first)
+                if result is None:
                     raise Unstreamable(f"{source.name}: a line holds null, not an object")
-                numbers = np.arange(first, first + table.num_rows, dtype=np.int64)
-                table = table.drop_columns(["_empty"]).append_column("line_no", pa.array(numbers))
                 first += table.num_rows
-                yield _split_bad_values(source, table, lambda found: _texts_at(source, found))
                 del table  # not held while DuckDB parses the next batch
+                yield result
+                del result
         except (duckdb.Error, pa.ArrowException) as e:
             raise Unstreamable(f"{source.name}: {str(e).splitlines()[0]}") from e
 
@@ -966,6 +970,17 @@ def _batches(source: Input, result: _Result, size: int) -> Iterator[Batch]:
 # The collector
 
 
+def _layout_of(source: Input, kind: str | None, options: Options) -> Layout | None:
+    """The layout of ``source``'s records, from the keys of a sample of its lines; None for a
+    file that holds nothing."""
+    log_format = parse_log_format(options.log_format)
+    head = lines.read_head(source, SAMPLE_BYTES)
+    if not head:
+        return None
+    keys = _keys_of(_sample_lines(source, kind, head))
+    return layout_for(keys, log_format, options.request_id_header)
+
+
 def _looks_like_access_log(obj: Mapping[str, object]) -> bool:
     return sum(1 for key in obj if snake(str(key)) in _DEFAULT_ALIASES) >= 2
 
@@ -1011,13 +1026,10 @@ class EnvoyJsonCollector:
 
     def read(self, source: Input, options: Options) -> Iterator[Batch]:
         """Yield the exchanges and rejects of one JSON access log (plain, .gz or .zst)."""
-        log_format = parse_log_format(options.log_format)
         kind = lines.compression_of(source)
-        head = lines.read_head(source, SAMPLE_BYTES)
-        if not head:
+        layout = _layout_of(source, kind, options)
+        if layout is None:
             return
-        keys = _keys_of(_sample_lines(source, kind, head))
-        layout = layout_for(keys, log_format, options.request_id_header)
         result = _read_fast(source, kind, layout)
         if result is None:
             result = _read_exact(source, kind, layout)
@@ -1033,11 +1045,9 @@ class EnvoyJsonCollector:
         is not streamed: the fast path would fail on its very last line."""
         if not lines.ends_with_newline(source):
             raise Unstreamable(f"{source.name}: the last line has no newline")
-        head = lines.read_head(source, SAMPLE_BYTES)
-        if not head:
+        layout = _layout_of(source, None, options)
+        if layout is None:
             return
-        keys = _keys_of(_sample_lines(source, None, head))
-        layout = layout_for(keys, parse_log_format(options.log_format), options.request_id_header)
         for result in _stream_fast(source, layout, batch_rows):
             yield from _batches(source, result, batch_rows)
             del result  # not held while the next is parsed

@@ -224,8 +224,7 @@ def scan(source: Input, select: str) -> Lines:
     kind = compression_of(source)
     if source.lines is not None and source.carriage_return:
         return _scan_split(source, select, kind)
-    path = db.literal(str(source.path))
-    query = _query(f"SELECT line FROM read_csv({path}, {_csv_options(kind)})", select)
+    query = _query(_read_lines(source, kind), select)
     con = db.connect()
     failure: duckdb.Error | None = None
     # Counting the lines (the check that none was dropped, and for a carriage return) runs
@@ -265,8 +264,7 @@ def stream_scan(source: Input, select: str, batch_rows: int) -> Iterator[Lines]:
     each batch numbered after the last: right only while every line is a row, so the caller
     counts the lines beside it (``StreamingCollector``: a line DuckDB's reader rejects, not
     UTF-8, is not a row, and the count tells). Raises ``Unstreamable`` where the reader fails."""
-    path = db.literal(str(source.path))
-    query = _query(f"SELECT line FROM read_csv({path}, {_csv_options(None)})", select)
+    query = _query(_read_lines(source, None), select)
     con = db.connect()
     first = 1
     try:
@@ -299,6 +297,11 @@ def _scan_split(source: Input, select: str, kind: str | None) -> Lines:
     if split.error is not None:
         raise split.error
     return _numbered(source, kind, table, split.rejects, split.rejected)
+
+
+def _read_lines(source: Input, kind: str | None) -> str:
+    """DuckDB's line reader over ``source`` (compressed as ``kind`` says): one ``line`` column."""
+    return f"SELECT line FROM read_csv({db.literal(str(source.path))}, {_csv_options(kind)})"
 
 
 def _unreadable_lines(source: Input, error: duckdb.Error) -> InputError:
