@@ -52,7 +52,9 @@ def main() -> None:
 @main.command()
 @click.argument("pipeline", required=False, type=click.Path(dir_okay=False))
 @click.option(
-    "--primary", multiple=True, help="Primary (current version) inputs: files, dirs, globs."
+    "--primary",
+    multiple=True,
+    help="Primary (current version) inputs: files, dirs, globs, URLs (s3://, gs://, …).",
 )
 @click.option("--mirror", multiple=True, help="Mirror (candidate) inputs.")
 @click.option(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shadowdiff.collect import remote
 from shadowdiff.diff.rules import RULE_SECTIONS, Rules
 from shadowdiff.engine.buckets import MAX_BUCKETS
 from shadowdiff.errors import ConfigError
@@ -293,9 +294,10 @@ def _secret_names(
 
 
 def relative_to(base: Path | None, path: str) -> str:
-    """``path`` as given when absolute or globbed from the working directory, else from ``base``
-    (the pipeline file's folder), normalised so messages show ``out/x``, not ``p/../out/x``."""
-    if base is None or Path(path).is_absolute():
+    """``path`` as given when absolute, a URL or globbed from the working directory, else from
+    ``base`` (the pipeline file's folder), normalised so messages show ``out/x``, not
+    ``p/../out/x``."""
+    if base is None or Path(path).is_absolute() or remote.is_url(path):
         return path
     return os.path.normpath(base / path)
 

@@ -1,12 +1,13 @@
-"""Turning what a user typed (files, directories, globs) into a sorted list of input files."""
+"""Turning what a user typed (files, directories, globs, URLs) into a sorted list of input files."""
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from shadowdiff.collect import remote
 from shadowdiff.collect.base import Input
 from shadowdiff.errors import InputError
 
@@ -19,12 +20,23 @@ def expand(patterns: Iterable[str | Path], side: str | None) -> list[Input]:
     return [source for group in expand_groups(patterns, side) for source in group]
 
 
-def expand_groups(patterns: Iterable[str | Path], side: str | None) -> list[list[Input]]:
+def expand_groups(
+    patterns: Iterable[str | Path],
+    side: str | None,
+    fetch_into: Path | None = None,
+    say: Callable[[str], None] = lambda _message: None,
+) -> list[list[Input]]:
     """The files of each of ``patterns``, a list per pattern (see ``expand``): the files of one
-    directory or glob are one group, read alike."""
+    directory or glob are one group, read alike. A URL's objects are fetched into
+    ``fetch_into`` (:mod:`~shadowdiff.collect.remote`)."""
     found: list[list[Input]] = []
     for pattern in patterns:
-        text = str(pattern)
+        text = remote.local_path(str(pattern))
+        if remote.is_url(text):
+            if fetch_into is None:
+                raise InputError(f"{text}: inputs by URL are read by `shadowdiff run` only.")
+            found.append(remote.fetch(text, side, fetch_into, say))
+            continue
         if glob.has_magic(text):
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
             files = [p for p in matches if p.is_file()]

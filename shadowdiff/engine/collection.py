@@ -434,20 +434,40 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class _Files:
+    """Many small inputs as a task sends them: their paths as strings, cheaper to send than
+    ``Input`` objects, and the names they are shown by when those differ (copies of objects
+    named by URL)."""
+
+    paths: list[str]
+    shown: list[str] | None = None
+
+    @classmethod
+    def of(cls, sources: Sequence[Input]) -> _Files:
+        paths = [str(s.path) for s in sources]
+        shown = [s.name for s in sources]
+        return cls(paths, None if shown == paths else shown)
+
+    def inputs(self, side: str | None) -> list[Input]:
+        if self.shown is None:
+            return [Input(Path(path), side) for path in self.paths]
+        return [Input(Path(p), side, n) for p, n in zip(self.paths, self.shown, strict=True)]
+
+
 def _read_chunk(
     collector_name: str,
-    paths: list[str],
+    files: _Files,
     side: str | None,
     options: Options,
     prepare: Prepare,
     piece: str,
 ) -> _Chunk:
-    """Read the files at ``paths`` (names, not ``Input`` objects: cheaper to send) and prepare
-    what they hold as the piece ``piece``, where they were read: in a worker, the bodies never
-    cross to the parent."""
+    """Read ``files`` and prepare what they hold as the piece ``piece``, where they were read:
+    in a worker, the bodies never cross to the parent."""
     collector = registry.get(collector_name)
     assert isinstance(collector, ManyInputsCollector)
-    sources = [Input(Path(path), side) for path in paths]
+    sources = files.inputs(side)
     tables: list[pa.Table] = []
     rejects: list[dict[str, object]] = []
     reports: list[InputReport] = []
@@ -521,9 +541,9 @@ def _pieces(
             name, side = item.collector.name, item.sources[0].side
             size = readers.chunk_files
             for chunk, start in enumerate(range(0, len(item.sources), size)):
-                paths = [s.name for s in item.sources[start : start + size]]
+                files = _Files.of(item.sources[start : start + size])
                 piece = _piece_name(number, chunk)
-                pending.append(chunked(_read_chunk, name, paths, side, options, prepare, piece))
+                pending.append(chunked(_read_chunk, name, files, side, options, prepare, piece))
         elif (
             isinstance(item, _One)
             and chunked is not None
@@ -554,10 +574,10 @@ def _pieces(
             yield read_one(item, options, prepare, number, readers.scratch, pinned)
         else:
             side = item.sources[0].side
-            names = [s.name for s in item.sources]
+            files = _Files.of(item.sources)
             piece = _piece_name(number, 0)
             yield _from_chunk(
-                _read_chunk(item.collector.name, names, side, options, prepare, piece)
+                _read_chunk(item.collector.name, files, side, options, prepare, piece)
             )
 
 

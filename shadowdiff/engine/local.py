@@ -27,13 +27,14 @@ import duckdb
 import pyarrow as pa
 
 from shadowdiff import __version__, schema, store, window
+from shadowdiff.collect import remote
 from shadowdiff.collect.base import Input, InputReport, Options
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.config import Config
 from shadowdiff.diff.outcome import finish_pairs
 from shadowdiff.engine import buckets, merged
 from shadowdiff.engine.buckets import Layout
-from shadowdiff.engine.collection import Readers, collect, plan
+from shadowdiff.engine.collection import Plan, Readers, collect, plan
 from shadowdiff.engine.digest import Digests
 from shadowdiff.engine.tasks import PARTS_DIR, BucketResult, BucketTask, Preparation, run_bucket
 from shadowdiff.errors import ConfigError, ConservationError, OutputError, no_room
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from shadowdiff.engine.dask import Cluster
 
 UNASSIGNED = "unassigned"
+# Where the objects of inputs named by URL are copied, in the working area.
+FETCHED_DIR = "fetched"
 # Threads writing tables beside the stages.
 BACKGROUND = 3
 # What the noise stage imports when it first needs it.
@@ -66,12 +69,19 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
-def _groups(config: Config) -> list[list[Input]]:
+def _groups(config: Config, fetch_into: Path, say: Progress) -> list[list[Input]]:
+    """The run's inputs, a group per pattern; objects named by URL are fetched into
+    ``fetch_into`` (in the working area, so a killed run's copies go with it)."""
+    sides = (
+        (config.primary, "primary"),
+        (config.mirror, "mirror"),
+        (config.secondary, "secondary"),
+        (config.inputs, None),
+    )
     found = [
-        *expand_groups(config.primary, "primary"),
-        *expand_groups(config.mirror, "mirror"),
-        *expand_groups(config.secondary, "secondary"),
-        *expand_groups(config.inputs, None),
+        group
+        for patterns, side in sides
+        for group in expand_groups(patterns, side, fetch_into, say)
     ]
     if not found:
         raise ConfigError(
@@ -103,6 +113,11 @@ def _source_name(config: Config) -> str | None:
 def run(config: Config, out: Path, progress: Progress | None = None) -> RunResult:
     """Run the whole job for ``config`` and write the run directory ``out``. A disk that fills
     up (or a file size limit) on the way is an ``OutputError``; the previous run stays."""
+    if remote.is_url(str(out)):
+        raise ConfigError(
+            f"{out}: the run directory must be a local path (a mounted share for a cluster); "
+            "inputs may be URLs, the output may not."
+        )
     try:
         return _run(config, out, progress)
     except (OSError, duckdb.Error) as e:
@@ -117,22 +132,37 @@ def run(config: Config, out: Path, progress: Progress | None = None) -> RunResul
 
 def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
     say = progress or (lambda _message: None)
-    timings: dict[str, float] = {}
     started = datetime.now(UTC)
     options = Options(log_format=config.log_format, request_id_header=config.pairing_key)
-    inputs = plan(_groups(config), _source_name(config))
+    with RunDir(out) as run_dir:  # the lock first: a second run into ``out`` stops here
+        fetched = run_dir.work / FETCHED_DIR
+        fetched.mkdir()
+        inputs = plan(_groups(config, fetched, say), _source_name(config))
+        return _run_in(config, out, run_dir, inputs, options, say, started)
+
+
+def _run_in(
+    config: Config,
+    out: Path,
+    run_dir: RunDir,
+    inputs: Plan,
+    options: Options,
+    say: Progress,
+    started: datetime,
+) -> RunResult:
+    """The run, once ``out`` is locked and its inputs are known."""
+    timings: dict[str, float] = {}
     # Background work that overlaps DuckDB's: writing each table as soon as it is ready
     # (pyarrow's writer encodes on one core; DuckDB goes on with the other), and hashing the
     # inputs that no collector hashed as it read them, on whatever the stages leave idle.
     # The reading workers start first, before any of these threads.
     hashed = inputs.hashed_by_collector()
-    unhashed = [s.path for s in inputs.inputs if s.name not in hashed]
+    unhashed = [s for s in inputs.inputs if s.name not in hashed]
     with (
-        RunDir(out) as run_dir,  # the lock first: a second run into ``out`` stops here
         _cluster(config, say) as cluster,
         Readers(inputs, run_dir.work, cluster.workers if cluster else None) as readers,
         ThreadPoolExecutor(max_workers=BACKGROUND) as background,
-        Digests(unhashed) as digests,
+        Digests([s.path for s in unhashed]) as digests,
     ):
         work = run_dir.work
         if readers.pool is not None:
@@ -211,10 +241,11 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
                 row["excerpt"] = redactor.excerpt(row["excerpt"])
         write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
         with _timed(timings, "hash"):  # what is left of it after the stages
-            digest_of = {str(path): index for index, path in enumerate(unhashed)}
+            digest_of = {source.name: index for index, source in enumerate(unhashed)}
             for report in reports:
                 if report.sha256 is None and report.path in digest_of:
                     report.sha256 = digests.result(digest_of[report.path])
+        shutil.rmtree(work / FETCHED_DIR, ignore_errors=True)
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
                 table_written.result()

@@ -7,22 +7,25 @@ tables, the manifests' figures (inputs, conservation, outcomes, counts) must agr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from shadowdiff import query, schema, store
+from shadowdiff import db, query, schema, store
 
 FIGURES = ("inputs", "conservation", "outcomes", "pairs", "rejects", "mirroring")
 
 
-def differences(a: str | Path, b: str | Path) -> list[str]:
+def differences(a: str | Path, b: str | Path, renamed: tuple[str, str] | None = None) -> list[str]:
     """What differs between the runs ``a`` and ``b``: one line per table or figure, empty
-    when they hold the same rows and figures."""
+    when they hold the same rows and figures. ``renamed`` is ``(old, new)`` when ``b`` read
+    the same inputs under other names (URLs instead of paths): ``old`` in ``a``'s text
+    (locations, the manifest's paths) stands for ``new``."""
     found = []
     first, second = query.open(a), query.open(b)
     try:
         for name in schema.TABLES:
-            rows_a, rows_b = _rows(first, name), _rows(second, name)
+            rows_a, rows_b = _rows(first, name, renamed), _rows(second, name)
             if rows_a != rows_b:
                 found.append(f"{name}: {_first_difference(rows_a, rows_b)}")
     finally:
@@ -30,13 +33,26 @@ def differences(a: str | Path, b: str | Path) -> list[str]:
         second.close()
     manifest_a, manifest_b = store.read_manifest(Path(a)), store.read_manifest(Path(b))
     for figure in FIGURES:
-        if manifest_a.get(figure) != manifest_b.get(figure):
-            found.append(f"manifest {figure}: {manifest_a.get(figure)} != {manifest_b.get(figure)}")
+        figure_a = manifest_a.get(figure)
+        if renamed is not None:
+            figure_a = json.loads(json.dumps(figure_a).replace(*renamed))
+        if figure_a != manifest_b.get(figure):
+            found.append(f"manifest {figure}: {figure_a} != {manifest_b.get(figure)}")
     return found
 
 
-def _rows(con: Any, name: str) -> list[tuple[Any, ...]]:
-    return con.sql(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
+def _rows(con: Any, name: str, renamed: tuple[str, str] | None = None) -> list[tuple[Any, ...]]:
+    columns = "*"
+    if renamed is not None:
+        old, new = (db.literal(text) for text in renamed)
+        table = con.sql(f"SELECT * FROM {name}")
+        columns = ", ".join(
+            f'replace("{column}", {old}, {new}) AS "{column}"'
+            if str(kind) == "VARCHAR"
+            else f'"{column}"'
+            for column, kind in zip(table.columns, table.types, strict=True)
+        )
+    return con.sql(f"SELECT {columns} FROM {name} ORDER BY ALL").fetchall()
 
 
 def _first_difference(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> str:
