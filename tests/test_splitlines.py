@@ -178,3 +178,43 @@ def test_counting_sees_a_carriage_return_in_any_chunk(tmp_path: Path) -> None:
             lf_lines, False, 4 * lf_lines
         )
         assert lines.count_range(f.fileno(), 4, size, 3) == lines.Counted(3, False, 16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=400).map(lambda b: b.replace(b"x", b"\n")),
+    start=st.integers(0, 50),
+    most=st.none() | st.integers(1, 40),
+)
+def test_counting_a_range_agrees_with_counting_its_bytes(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, start: int, most: int | None
+) -> None:
+    path = tmp_path_factory.mktemp("count") / "any.log"
+    path.write_bytes(data)
+    start = min(start, len(data))
+    with open(path, "rb") as f:
+        chunk = lines.COUNT_CHUNK
+        try:
+            lines.COUNT_CHUNK = 7  # many chunks, lines across their edges
+            counted = lines.count_range(f.fileno(), start, len(data), most)
+        finally:
+            lines.COUNT_CHUNK = chunk
+    body = data[start:]
+    if most is not None and body.count(b"\n") >= most:
+        body = b"\n".join(body.split(b"\n")[:most]) + b"\n"  # up to its most-th newline
+    expected_lines = body.count(b"\n") + (bool(body) and not body.endswith(b"\n"))
+    assert counted == lines.Counted(expected_lines, b"\r" in body, start + len(body))
+
+
+def test_a_log_cut_short_while_it_is_counted_is_an_error_naming_it(tmp_path: Path) -> None:
+    from shadowdiff.collect import pieces
+
+    path = tmp_path / "primary.log"
+    path.write_bytes(b"200\n" * 1000)
+    with open(path, "rb") as f:
+        # As if truncated after its size was taken: the count finds the end too soon. (A
+        # memory map of it would have raised SIGBUS, or read past the map's end.)
+        with pytest.raises(lines.CutShort, match="ends at byte 4,000, 8,000 expected"):
+            lines.count_range(f.fileno(), 0, 8000)
+        with pytest.raises(InputError, match=r"primary\.log: cut short while the run read it"):
+            list(pieces.cuts(f, 8000, piece_bytes=1000, name=str(path)))

@@ -7,7 +7,7 @@ Line collectors get ``Lines`` chunks: Arrow columns of line numbers and text, re
 from __future__ import annotations
 
 import gzip
-import mmap
+import os
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -100,7 +100,7 @@ def count_lines(source: Input, kind: str | None) -> Counted | None:
         return Counted(source.lines, source.carriage_return)
     try:
         if kind is None:
-            return _count_mapped(source)
+            return _count_plain(source)
         newlines, last, carriage_return = 0, b"\n", False
         with open_input(source) as stream:
             while chunk := stream.read(COUNT_CHUNK):
@@ -114,37 +114,56 @@ def count_lines(source: Input, kind: str | None) -> Counted | None:
 
 def count_range(fd: int, start: int, end: int, most: int | None = None) -> Counted:
     """Lines in bytes ``start`` to ``end`` of the open file ``fd`` (an unterminated last line
-    counted), and whether they hold a carriage return, counted over a memory map whose counted
-    pages leave the process. With ``most``, the count stops after that many whole lines, and
-    ``Counted.end`` says where they end."""
+    counted), and whether they hold a carriage return. With ``most``, the count stops after that
+    many whole lines, and ``Counted.end`` says where they end.
+
+    Read a chunk at a time into one buffer, not through a memory map: a file truncated while it
+    is counted would kill the process with SIGBUS at the first page past its new end; read,
+    it raises ``CutShort`` for the caller to name the file."""
     if end <= start:
         return Counted(0, False, end)
-    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
-        data = np.frombuffer(mapped, dtype=np.uint8)
-        newlines, carriage_return = 0, False
-        for i in range(start, end, COUNT_CHUNK):
-            stop = min(i + COUNT_CHUNK, end)
-            ends = data[i:stop] == NEWLINE
-            found = int(np.count_nonzero(ends))
-            if most is not None and newlines + found >= most:
-                stop = i + int(np.flatnonzero(ends)[most - newlines - 1]) + 1
-                end, found = stop, most - newlines
-            newlines += found
-            # memchr over pages the count just touched: ~0.1 s per GB more
-            carriage_return = carriage_return or mapped.find(CARRIAGE_RETURN, i, stop) >= 0
-            page = i - i % mmap.PAGESIZE
-            mapped.madvise(mmap.MADV_DONTNEED, page, stop - page)
-            if stop == end:
-                break
-        unterminated = bool(data[end - 1] != NEWLINE)
-        del data, ends  # the map cannot close while numpy holds it
-    return Counted(newlines + unterminated, carriage_return, end)
+    buffer = bytearray(min(COUNT_CHUNK, end - start))
+    view = memoryview(buffer)
+    newlines, carriage_return, last = 0, False, NEWLINE
+    position = start
+    while position < end:
+        size = os.preadv(fd, [view[: min(len(buffer), end - position)]], position)
+        if size == 0:
+            raise CutShort(position, end)
+        # numpy counts newlines ~3x faster than bytes.count, on one core.
+        ends = np.frombuffer(buffer, np.uint8, size) == NEWLINE
+        found = int(np.count_nonzero(ends))
+        if most is not None and newlines + found >= most:
+            size = int(np.flatnonzero(ends)[most - newlines - 1]) + 1
+            end, found = position + size, most - newlines
+        newlines += found
+        carriage_return = carriage_return or buffer.find(CARRIAGE_RETURN, 0, size) >= 0
+        last = buffer[size - 1]
+        position += size
+    return Counted(newlines + (last != NEWLINE), carriage_return, end)
 
 
-def _count_mapped(source: Input) -> Counted:
-    # numpy over a memory map counts newlines ~3x faster than bytes.count, on one core.
+class CutShort(Exception):  # noqa: N818 - what was found, as ``Unstreamable``
+    """The file ended at byte ``found`` where a count expected ``wanted``: it was truncated
+    while the run read it. ``error`` is the run's message for it."""
+
+    def __init__(self, found: int, wanted: int) -> None:
+        super().__init__(f"ends at byte {found:,}, {wanted:,} expected")
+        self.found, self.wanted = found, wanted
+
+    def error(self, name: str) -> InputError:
+        return InputError(
+            f"{name}: cut short while the run read it (it {self}). Run again once the file is "
+            "no longer rotated or truncated, or on a copy of it."
+        )
+
+
+def _count_plain(source: Input) -> Counted:
     with open(source.path, "rb") as f:
-        return count_range(f.fileno(), 0, f.seek(0, 2))
+        try:
+            return count_range(f.fileno(), 0, f.seek(0, 2))
+        except CutShort as e:
+            raise e.error(source.name) from e
 
 
 @dataclass

@@ -35,7 +35,7 @@ from shadowdiff.collect.base import (
     moved_reject_lines,
     with_location_lines,
 )
-from shadowdiff.collect.lines import compression_of, count_range
+from shadowdiff.collect.lines import CutShort, compression_of, count_range
 
 PIECE_BYTES = 256 * 1024 * 1024
 # A piece also ends at this many lines: a piece's memory follows its records, and 256 MB of
@@ -80,7 +80,7 @@ def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iter
         yield Piece(source)  # the collector's open says why
         return
     with log:
-        for cut in cuts(log, size, piece_bytes):
+        for cut in cuts(log, size, piece_bytes, name=source.name):
             if cut.start == 0 and cut.end == size:
                 yield whole(source, cut)
                 return
@@ -89,11 +89,16 @@ def pieces(source: Input, scratch: Path, piece_bytes: int = PIECE_BYTES) -> Iter
 
 
 def cuts(
-    log: BinaryIO, size: int, piece_bytes: int = PIECE_BYTES, piece_lines: int | None = None
+    log: BinaryIO,
+    size: int,
+    piece_bytes: int = PIECE_BYTES,
+    piece_lines: int | None = None,
+    name: str | None = None,
 ) -> Iterator[Cut]:
-    """The pieces of the first ``size`` bytes of ``log``, each ending after the first newline
-    at or past ``piece_bytes`` from its start, or after its ``piece_lines``-th line if that
-    comes first (``PIECE_LINES`` unless given), with their lines counted."""
+    """The pieces of the first ``size`` bytes of ``log`` (named ``name`` in an error: the log
+    cut short meanwhile), each ending after the first newline at or past ``piece_bytes`` from
+    its start, or after its ``piece_lines``-th line if that comes first (``PIECE_LINES``
+    unless given), with their lines counted."""
     most = PIECE_LINES if piece_lines is None else piece_lines
     start = lines_before = number = 0
     while start < size:
@@ -101,7 +106,10 @@ def cuts(
         if end < size:
             log.seek(end - 1)
             end = min(size, end + len(log.readline()) - 1)  # to the end of the line it fell in
-        counted = count_range(log.fileno(), start, end, most)
+        try:
+            counted = count_range(log.fileno(), start, end, most)
+        except CutShort as e:
+            raise e.error(name or log.name) from e
         end = counted.end if counted.end is not None else end
         yield Cut(number, start, end, lines_before, counted.lines, counted.carriage_return)
         lines_before += counted.lines  # only the last piece may end without a newline

@@ -92,7 +92,7 @@ def expected(source: Input, pinned: snapshot.Pin | None, pinning: bool) -> Expec
 def plan_cuts(source: Input, expected: Expected) -> Iterator[pieces.Cut]:
     """The cuts of ``source``, each planned as the last one's lines are counted."""
     with open(source.path, "rb") as log:
-        yield from pieces.cuts(log, expected.size, pieces.PIECE_BYTES)
+        yield from pieces.cuts(log, expected.size, pieces.PIECE_BYTES, name=source.name)
 
 
 @dataclass(frozen=True)

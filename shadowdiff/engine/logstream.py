@@ -100,7 +100,7 @@ def _streamed(task: StreamTask, options: Options, prepare: Prepare, names: list[
             batches = _checked(stream, counting, collector, source)
             piece = pieces.Piece(pinned)
             logcuts.read_batches(batches, piece, prepare, name, report, rows, prepared)
-            counted = counting.result()
+            counted = _counted(counting, source)
         if counted.lines != report.records + report.blank:
             raise Unstreamable(f"{source.name}: {counted.lines} lines, {report.records} records")
         _check_returns(counted, collector, source)
@@ -121,7 +121,14 @@ def _checked(
     for number, batch in enumerate(batches):
         yield batch
         if number == 0:
-            _check_returns(counting.result(), collector, source)
+            _check_returns(_counted(counting, source), collector, source)
+
+
+def _counted(counting: Future[lines.Counted], source: Input) -> lines.Counted:
+    try:
+        return counting.result()
+    except lines.CutShort as e:
+        raise e.error(source.name) from e
 
 
 def _check_returns(counted: lines.Counted, collector: StreamingCollector, source: Input) -> None:
