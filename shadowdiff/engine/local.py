@@ -134,11 +134,16 @@ def _run(config: Config, out: Path, progress: Progress | None) -> RunResult:
     say = progress or (lambda _message: None)
     started = datetime.now(UTC)
     options = Options(log_format=config.log_format, request_id_header=config.pairing_key)
+    timings: dict[str, float] = {}
     with RunDir(out) as run_dir:  # the lock first: a second run into ``out`` stops here
         fetched = run_dir.work / FETCHED_DIR
         fetched.mkdir()
-        inputs = plan(_groups(config, fetched, say), _source_name(config))
-        return _run_in(config, out, run_dir, inputs, options, say, started)
+        with _timed(timings, "fetch"):
+            groups = _groups(config, fetched, say)
+        if not any(fetched.iterdir()):
+            del timings["fetch"]  # no input named by URL
+        inputs = plan(groups, _source_name(config))
+        return _run_in(config, out, run_dir, inputs, options, say, started, timings)
 
 
 def _run_in(
@@ -149,9 +154,9 @@ def _run_in(
     options: Options,
     say: Progress,
     started: datetime,
+    timings: dict[str, float],
 ) -> RunResult:
     """The run, once ``out`` is locked and its inputs are known."""
-    timings: dict[str, float] = {}
     # Background work that overlaps DuckDB's: writing each table as soon as it is ready
     # (pyarrow's writer encodes on one core; DuckDB goes on with the other), and hashing the
     # inputs that no collector hashed as it read them, on whatever the stages leave idle.

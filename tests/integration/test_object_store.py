@@ -92,6 +92,8 @@ def test_a_run_over_urls_writes_what_a_run_over_the_files_writes(
         out=tmp_path / "url", primary=[f"{s3}/sample/{primary}"], mirror=[f"{s3}/sample/{mirror}"]
     )
     assert by_url.manifest["pairs"] == on_disk.manifest["pairs"] == pairs
+    assert "fetch" in by_url.manifest["timings_s"]
+    assert "fetch" not in on_disk.manifest["timings_s"]
     assert differences(on_disk.out, by_url.out, renamed=(str(SAMPLE), f"{s3}/sample")) == []
     names = [entry["path"] for entry in by_url.manifest["inputs"]]
     assert all(name.startswith(f"{s3}/sample/") for name in names)
