@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cloudpickle
@@ -34,19 +33,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def one_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same redaction key in every run here (the workers get it with their tasks)."""
     monkeypatch.setattr("shadowdiff.redact.secrets.token_bytes", lambda n: b"k" * n)
-
-
-@pytest.fixture
-def cluster() -> Iterator[distributed.LocalCluster]:
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as local:
-        yield local
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -103,29 +104,22 @@ def test_a_run_over_urls_writes_what_a_run_over_the_files_writes(
     )
 
 
-def test_a_dask_cluster_reads_what_the_run_fetched(s3: str, window: Path, tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+def test_a_dask_cluster_reads_what_the_run_fetched(
+    s3: str, window: Path, tmp_path: Path, cluster: Any
+) -> None:
     sides = ("primary", "mirror", "secondary")
     on_disk = shadowdiff.run(
         out=tmp_path / "disk",
         buckets=4,
         **{side: [str(window / "noise" / f"{side}.json")] for side in sides},
     )
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
-        on_dask = shadowdiff.run(
-            out=tmp_path / "dask",
-            engine="dask",
-            scheduler=cluster.scheduler_address,
-            buckets=4,
-            **{side: [f"{s3}/noise/{side}.json"] for side in sides},
-        )
+    on_dask = shadowdiff.run(
+        out=tmp_path / "dask",
+        engine="dask",
+        scheduler=cluster.scheduler_address,
+        buckets=4,
+        **{side: [f"{s3}/noise/{side}.json"] for side in sides},
+    )
     assert on_dask.manifest["pairs"] == 400
     renamed = (str(window / "noise"), f"{s3}/noise")
     assert differences(on_disk.out, on_dask.out, renamed=renamed) == []
