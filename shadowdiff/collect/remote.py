@@ -190,7 +190,7 @@ def _url_of(url: str, path: str, found: _Object) -> str:
     if found.key == path.rstrip("/"):
         return url
     scheme, rest = url.split("://", 1)
-    levels = [p for p in rest.split("/")]
+    levels = rest.split("/")
     magic = next((i for i, part in enumerate(levels) if MAGIC.search(part)), None)
     base = "/".join(levels if magic is None else levels[:magic]).rstrip("/")
     return f"{scheme}://{base}/" + "/".join(found.parts)
