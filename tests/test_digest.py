@@ -63,3 +63,43 @@ def test_a_file_that_disappears_is_reported_by_the_caller_not_the_thread(tmp_pat
     gone = tmp_path / "gone"
     with Digests([gone]) as digests, pytest.raises(FileNotFoundError):
         digests.result(0)
+
+
+def test_the_thread_hashes_a_file_per_core_in_turn_and_results_finishes_them_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(digest, "CHUNK", 64)
+    monkeypatch.setattr(digest, "cores", lambda: 2)
+    paths = []
+    for n in range(3):
+        path = tmp_path / f"log{n}"
+        path.write_bytes(bytes([n]) * 64 * 10)
+        paths.append(path)
+    order: list[str] = []
+    advance = digest._Digest.advance
+
+    def noted(self: digest._Digest, stream: object) -> bool:
+        order.append(self.path.name)
+        return advance(self, stream)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digest._Digest, "advance", noted)
+    finishing: list[str] = []
+    finish = digest._Digest.finish
+    both = threading.Barrier(2, timeout=5)  # broken unless two finish at once
+
+    def watched(self: digest._Digest) -> str:
+        finishing.append(threading.current_thread().name)
+        if len(finishing) <= 2:
+            both.wait()
+        return finish(self)
+
+    with Digests(paths) as digests:
+        digests._thread.join(5)  # every file hashed by the thread
+        monkeypatch.setattr(digest._Digest, "finish", watched)
+        found = digests.results([2, 0, 1])
+    assert found == [hashlib.sha256(paths[i].read_bytes()).hexdigest() for i in (2, 0, 1)]
+    # Two files at once, a chunk of each in turn, then the third on its own.
+    assert order[:6] == ["log0", "log1"] * 3
+    assert set(order[order.index("log2") :]) == {"log2"}
+    assert order.count("log0") == order.count("log1") == order.count("log2") == 11
+    assert len(set(finishing)) == 2  # side by side, in two threads

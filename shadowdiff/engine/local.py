@@ -246,10 +246,11 @@ def _run_in(
                 row["excerpt"] = redactor.excerpt(row["excerpt"])
         write("rejects", pa.Table.from_pylist(rejects, schema.REJECTS))
         with _timed(timings, "hash"):  # what is left of it after the stages
-            digest_of = {source.name: index for index, source in enumerate(unhashed)}
-            for report in reports:
-                if report.sha256 is None and report.path in digest_of:
-                    report.sha256 = digests.result(digest_of[report.path])
+            index_of = {source.name: index for index, source in enumerate(unhashed)}
+            waiting = [r for r in reports if r.sha256 is None and r.path in index_of]
+            found = digests.results([index_of[r.path] for r in waiting])
+            for report, sha256 in zip(waiting, found, strict=True):
+                report.sha256 = sha256
         shutil.rmtree(work / FETCHED_DIR, ignore_errors=True)
         with _timed(timings, "store"):  # what is left of the writing after the rest
             for table_written in written:
