@@ -115,16 +115,9 @@ def measure(engine: str, inputs: tuple[Path, Path], *options: str) -> Sample:
 @contextmanager
 def standing_cluster() -> Iterator[str]:
     """A 2-worker cluster on loopback for ``dask-running``, started before the rounds."""
-    from distributed import LocalCluster
+    from shadowdiff.engine.dask import local_cluster
 
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
+    with local_cluster(2) as cluster:
         yield str(cluster.scheduler_address)
 
 

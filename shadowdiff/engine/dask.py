@@ -50,12 +50,29 @@ FORKED_IMPORTS = (
 Progress = Callable[[str], None]
 
 
+def local_cluster(workers: int, dashboard_address: str | None = None) -> Any:
+    """A ``LocalCluster`` of ``workers`` single-threaded worker processes on the loopback
+    address, with ports the system picks (and a dashboard at ``dashboard_address``, if given):
+    the cluster a run starts for itself, and the one tests and benchmarks start to hand a run
+    with ``--scheduler``. Use it as a context manager, or ``close`` it."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=dashboard_address,
+        silence_logs=50,  # CRITICAL only: the run draws its own progress
+    )
+
+
 class Cluster:
     """A client of the run's cluster: the one at ``scheduler``, or a ``LocalCluster``."""
 
     def __init__(self, scheduler: str | None, say: Progress) -> None:
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError as e:
             raise ConfigError(
                 "--engine dask needs Dask's distributed scheduler: "
@@ -64,14 +81,7 @@ class Cluster:
         self._local: Any = None
         if scheduler is None:
             with _forking():
-                self._local = LocalCluster(
-                    n_workers=cores(),
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=50,  # CRITICAL only: the run draws its own progress
-                )
+                self._local = local_cluster(cores(), dashboard_address="127.0.0.1:0")
             self.client = Client(self._local)
         else:
             try:

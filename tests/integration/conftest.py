@@ -50,13 +50,8 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., lab.Lab]]:
 def cluster() -> Iterator[Any]:
     """A real Dask ``LocalCluster`` of two single-threaded worker processes, on loopback with
     ports the system picks; stopped at teardown."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as local:
+    pytest.importorskip("distributed")
+    from shadowdiff.engine.dask import local_cluster
+
+    with local_cluster(2) as local:
         yield local
