@@ -79,8 +79,9 @@ def _inside(starts: pa.ChunkedArray, bounds: Bounds, widen_ms: float) -> pa.Chun
 
 
 def edge_orphans(con: duckdb.DuckDBPyConnection, skew_ms: float) -> pa.Table:
-    """The orphans (``request_id``, ``outcome``) near the other side's coverage edges. Reads
-    the ``exchanges`` view and the ``pairs_final`` relation's outcomes."""
+    """The orphans (``request_id``, ``outcome``, ``other``) near the other side's coverage
+    edges. Reads the ``exchanges`` view and ``pairs_base`` (whose ``orphan`` is an orphan's
+    outcome), so it is known before the pairs' outcomes are written."""
     skew = f"INTERVAL {skew_ms * 1000:.0f} MICROSECOND"
     return con.sql(
         f"""
@@ -89,12 +90,12 @@ def edge_orphans(con: duckdb.DuckDBPyConnection, skew_ms: float) -> pa.Table:
             WHERE side IN ('primary', 'mirror') GROUP BY side
         ),
         orphans AS (
-            SELECT o.request_id, o.outcome, e.start_time,
-                   CASE o.outcome WHEN 'primary_only' THEN 'mirror' ELSE 'primary' END AS other
-            FROM pairs_outcomes o
+            SELECT o.request_id, o.orphan AS outcome, e.start_time,
+                   CASE o.orphan WHEN 'primary_only' THEN 'mirror' ELSE 'primary' END AS other
+            FROM pairs_base o
             JOIN exchanges e ON e.request_id = o.request_id
-             AND e.side = CASE o.outcome WHEN 'primary_only' THEN 'primary' ELSE 'mirror' END
-            WHERE o.outcome IN ('primary_only', 'mirror_only')
+             AND e.side = CASE o.orphan WHEN 'primary_only' THEN 'primary' ELSE 'mirror' END
+            WHERE o.orphan IN ('primary_only', 'mirror_only')
         )
         SELECT DISTINCT o.request_id, o.outcome, o.other
         FROM orphans o LEFT JOIN cover c ON c.side = o.other

@@ -217,9 +217,13 @@ def _run_in(
         try:
             with _timed(timings, "noise"):  # sets diffs.noise before the outcomes
                 noise = judge_noise(con, collected.prepared.secondary, config.noise, "exchanges")
+            # The pairs' outcomes go to Parquet a batch at a time as DuckDB works them out,
+            # never held whole, nor copied into a table first: the figures of the window are
+            # then read from the file written.
             with _timed(timings, "outcomes"):
-                con.execute(f"CREATE TEMP TABLE pairs_outcomes AS {finish_pairs(con).sql_query()}")
                 edges = window.edge_orphans(con, config.max_skew_ms)
+                store.write_batches(work, "pairs", merged.batches(finish_pairs(con), edges))
+                merged.read_pairs(con, work)
                 mirroring = window.mirroring(
                     con,
                     edges,
@@ -229,11 +233,7 @@ def _run_in(
                 )
                 outcomes = merged.outcomes(con)
                 write("latency", _table(latency(con)))
-            # Streamed from DuckDB to Parquet a batch at a time: the window's pairs and
-            # differences never sit in memory whole.
-            with _timed(timings, "write"):
-                pairs = con.sql("SELECT * FROM pairs_outcomes")
-                store.write_batches(work, "pairs", merged.batches(pairs, edges))
+            with _timed(timings, "write"):  # streamed as the pairs are
                 store.write_batches(work, "diffs", merged.batches(con.sql("SELECT * FROM diffs")))
         finally:
             con.close()

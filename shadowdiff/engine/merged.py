@@ -74,6 +74,12 @@ def _files(work: Path, name: str) -> str:
     return f"read_parquet([{paths}])"
 
 
+def read_pairs(con: duckdb.DuckDBPyConnection, work: Path) -> None:
+    """The view ``pairs_outcomes`` over the ``pairs`` table written in ``work``, for the
+    figures of the whole window (:func:`outcomes`, the ``mirroring`` section)."""
+    con.execute(f"CREATE TEMP VIEW pairs_outcomes AS SELECT * FROM {_files(work, 'pairs')}")
+
+
 def outcomes(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Pairs per outcome (every outcome, zero where none), from ``pairs_outcomes``."""
     counted = {name: 0 for name in schema.OUTCOMES}
