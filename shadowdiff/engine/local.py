@@ -170,8 +170,6 @@ def _run_in(
         Digests([s.path for s in unhashed]) as digests,
     ):
         work = run_dir.work
-        if readers.pool is not None:
-            _import_in_background(*LATER_IMPORTS)
         # One key for the run, so both sides' secrets are tagged alike.
         redactor = Redactor(
             config.redact_query, fields=config.redact_fields, headers=config.redact_headers
@@ -203,6 +201,11 @@ def _run_in(
         ]
         with _timed(timings, "buckets"):
             results = _run_buckets(tasks, readers, cluster, say)
+        if any(r.tested for r in results):
+            # Beside the loading of the buckets' parts, which leaves a core idle. Not earlier:
+            # the reading workers keep every core busy, and a run whose differences are all
+            # statuses never needs the import (its second of CPU is then never spent).
+            _import_in_background(*LATER_IMPORTS)
         readers.stop_workers()  # the window-wide stages run here
         shutil.rmtree(layout.root, ignore_errors=True)
         counts = _summed([r.counts for r in results])
@@ -273,10 +276,9 @@ def _cluster(config: Config, say: Progress) -> Iterator[Cluster | None]:
         return
     from shadowdiff.engine.dask import Cluster
 
-    # A LocalCluster's workers may be forked from this process: the later imports go on beside
-    # the workers' reading, once they are started.
     with Cluster(config.scheduler, say) as cluster:
-        _import_in_background(*LATER_IMPORTS)
+        if config.scheduler is not None:  # its workers are elsewhere: this process waits idle
+            _import_in_background(*LATER_IMPORTS)
         yield cluster
 
 
@@ -346,8 +348,8 @@ def _input_entry(report: InputReport) -> dict[str, Any]:
 
 
 def _import_in_background(*modules: str) -> None:
-    """Import ``modules`` in a thread while this process waits on the reading workers, instead
-    of later on the critical path (``scipy.stats`` alone takes about a second to import)."""
+    """Import ``modules`` in a thread beside other work, instead of later on the critical
+    path (``scipy.stats`` alone takes about a second of CPU to import)."""
 
     def work() -> None:
         for name in modules:

@@ -122,6 +122,7 @@ class BucketResult:
     counts: dict[str, SideCounts]
     outside: dict[str, int]
     exchanges: int
+    tested: bool = False  # differences the noise stage tests (header, body, a baseline's)
 
 
 def part_path(work: str | Path, table: str, bucket: int) -> Path:
@@ -139,21 +140,23 @@ def run_bucket(task: BucketTask, pool: Executor | None = None, workers: int = 1)
         exchanges = exchanges.set_column(index, "request_id", ids)
     exchanges, outside = window.bound(exchanges, config.window, config.max_skew_ms)
     if task.layout.narrow:  # the pieces' exchanges are stored already
-        counts = _pair_and_diff(exchanges, task, pool, workers)
+        counts, tested = _pair_and_diff(exchanges, task, pool, workers)
     else:
         # Written beside the pairing and diffing: pyarrow's encoder and DuckDB share the cores.
         with ThreadPoolExecutor(max_workers=1) as writer:
             part = (task.work, "exchanges", task.bucket, exchanges)
             written = writer.submit(store.write_part, *part)
-            counts = _pair_and_diff(exchanges, task, pool, workers)
+            counts, tested = _pair_and_diff(exchanges, task, pool, workers)
             written.result()
     buckets.discard(task.layout, task.bucket)
-    return BucketResult(task.bucket, counts, outside, exchanges.num_rows)
+    return BucketResult(task.bucket, counts, outside, exchanges.num_rows, tested)
 
 
 def _pair_and_diff(
     exchanges: pa.Table, task: BucketTask, pool: Executor | None, workers: int
-) -> dict[str, SideCounts]:
+) -> tuple[dict[str, SideCounts], bool]:
+    """The bucket's counts, and whether it has differences the noise stage may test with
+    statistics (a status difference it settles by counting)."""
     config = task.config
     con = db.cursor()
     try:
@@ -168,9 +171,10 @@ def _pair_and_diff(
         if task.secondary:
             baseline.prepare(con, exchanges, task.captured, config.rules)
         _write_parts(con, task)
+        [(tested,)] = con.sql("SELECT count(*) > 0 FROM diffs WHERE part <> 'status'").fetchall()
     finally:
         con.close()
-    return counts
+    return counts, bool(tested) or task.secondary
 
 
 def _write_parts(con: duckdb.DuckDBPyConnection, task: BucketTask) -> None:
