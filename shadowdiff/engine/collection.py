@@ -152,6 +152,14 @@ class Plan:
             total += size * (density if lines else MESSAGE_WEIGHT)
         return int(total)
 
+    def holds_messages(self) -> bool:
+        """Whether an input holds whole messages (taps, captures, HAR, GoReplay): their
+        bodies' differences are what the noise stage tests with statistics, as a rule."""
+        return any(
+            not isinstance(item, _Refused) and not getattr(item.collector, "reads_lines", False)
+            for item in self.items
+        )
+
     def logs(self) -> list[_One]:
         """The inputs a line reader reads on its own: the logs that may be cut."""
         return [

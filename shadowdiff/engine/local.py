@@ -170,6 +170,14 @@ def _run_in(
         Digests([s.path for s in unhashed]) as digests,
     ):
         work = run_dir.work
+        # scipy.stats (a second of CPU) beside the reading when the run will most likely need
+        # it and this process would wait idle meanwhile: whole messages read by workers (taps
+        # leave this process gaps), or a cluster elsewhere. Else once the buckets say so: logs
+        # keep every core busy, and a run whose differences are all statuses never needs it.
+        remote = cluster is not None and config.scheduler is not None
+        early = remote or (inputs.holds_messages() and readers.pool is not None)
+        if early:
+            _import_in_background(*LATER_IMPORTS)
         # One key for the run, so both sides' secrets are tagged alike.
         redactor = Redactor(
             config.redact_query, fields=config.redact_fields, headers=config.redact_headers
@@ -201,11 +209,8 @@ def _run_in(
         ]
         with _timed(timings, "buckets"):
             results = _run_buckets(tasks, readers, cluster, say)
-        if any(r.tested for r in results):
-            # Beside the loading of the buckets' parts, which leaves a core idle. Not earlier:
-            # the reading workers keep every core busy, and a run whose differences are all
-            # statuses never needs the import (its second of CPU is then never spent).
-            _import_in_background(*LATER_IMPORTS)
+        if not early and any(r.tested for r in results):
+            _import_in_background(*LATER_IMPORTS)  # beside the loading of the buckets' parts
         readers.stop_workers()  # the window-wide stages run here
         shutil.rmtree(layout.root, ignore_errors=True)
         counts = _summed([r.counts for r in results])
@@ -277,8 +282,6 @@ def _cluster(config: Config, say: Progress) -> Iterator[Cluster | None]:
     from shadowdiff.engine.dask import Cluster
 
     with Cluster(config.scheduler, say) as cluster:
-        if config.scheduler is not None:  # its workers are elsewhere: this process waits idle
-            _import_in_background(*LATER_IMPORTS)
         yield cluster
 
 
