@@ -175,7 +175,8 @@ def _run_in(
         # leave this process gaps), or a cluster elsewhere. Else once the buckets say so: logs
         # keep every core busy, and a run whose differences are all statuses never needs it.
         remote = cluster is not None and config.scheduler is not None
-        early = remote or (inputs.holds_messages() and readers.pool is not None)
+        reading_elsewhere = readers.pool is not None or cluster is not None
+        early = remote or (inputs.holds_messages() and reading_elsewhere)
         if early:
             _import_in_background(*LATER_IMPORTS)
         # One key for the run, so both sides' secrets are tagged alike.
