@@ -137,6 +137,12 @@ class StreamingCollector(Collector, Protocol):
     def stream(self, source: Input, options: Options, batch_rows: int) -> Iterator[Batch]: ...
 
 
+def reads_lines(collector: object) -> bool:
+    """Whether ``collector`` reads a log a record per line (its ``reads_lines``): such a log
+    may be cut in pieces, streamed, or unwrapped from the lines of another format."""
+    return bool(getattr(collector, "reads_lines", False))
+
+
 def capped(body: bytes, truncated: bool, limit: int) -> tuple[bytes, bool]:
     """``body`` cut at ``limit`` bytes (``Options.max_body_bytes``), and whether it is now cut
     (or was already: ``truncated``)."""

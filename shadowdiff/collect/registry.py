@@ -12,7 +12,7 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 
 from shadowdiff.collect import unwrap
-from shadowdiff.collect.base import Collector, Input
+from shadowdiff.collect.base import Collector, Input, reads_lines
 from shadowdiff.collect.lines import read_head
 from shadowdiff.errors import ConfigError, InputError
 from shadowdiff.settings import suggest
@@ -85,7 +85,7 @@ def recognise(head: bytes) -> Collector | None:
     inner = unwrap.inner_head(head)
     if inner is None:
         return None
-    readers = [get(n) for n in names() if getattr(get(n), "reads_lines", False)]
+    readers = [get(n) for n in names() if reads_lines(get(n))]
     score, found = max(((c.sniff(inner), c) for c in readers), key=lambda item: item[0])
     return found if score >= SNIFF_THRESHOLD else None
 

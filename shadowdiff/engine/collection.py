@@ -52,6 +52,7 @@ from shadowdiff.collect.base import (
     ManyInputsCollector,
     Options,
     file_reason,
+    reads_lines,
     reject,
 )
 from shadowdiff.collect.lines import HEAD_BYTES, compression_of, read_head
@@ -148,7 +149,7 @@ class Plan:
             else:
                 compressed = item.source.path.suffix in (".gz", ".zst")
                 size = pieces.file_size(item.source) * (COMPRESSION_GUESS if compressed else 1)
-            lines = getattr(item.collector, "reads_lines", False)
+            lines = reads_lines(item.collector)
             total += size * (density if lines else MESSAGE_WEIGHT)
         return int(total)
 
@@ -156,16 +157,14 @@ class Plan:
         """Whether an input holds whole messages (taps, captures, HAR, GoReplay): their
         bodies' differences are what the noise stage tests with statistics, as a rule."""
         return any(
-            not isinstance(item, _Refused) and not getattr(item.collector, "reads_lines", False)
+            not isinstance(item, _Refused) and not reads_lines(item.collector)
             for item in self.items
         )
 
     def logs(self) -> list[_One]:
         """The inputs a line reader reads on its own: the logs that may be cut."""
         return [
-            item
-            for item in self.items
-            if isinstance(item, _One) and getattr(item.collector, "reads_lines", False)
+            item for item in self.items if isinstance(item, _One) and reads_lines(item.collector)
         ]
 
     def log_bytes(self) -> int:
@@ -813,14 +812,14 @@ def read_one(
 def _line_pieces(collector: Collector, source: Input, scratch: Path) -> Iterator[pieces.Piece]:
     """A large log in pieces for a line reader (:mod:`~shadowdiff.collect.pieces`); any other
     input whole."""
-    if not getattr(collector, "reads_lines", False):
+    if not reads_lines(collector):
         return iter([pieces.Piece(source)])
     return pieces.pieces(source, scratch / "pieces")
 
 
 def _unwrapped(collector: Collector, source: Input, scratch: Path) -> unwrap.Unwrapped | None:
     """``source`` unwrapped for a line reader, when its lines come in a wrapper."""
-    if not getattr(collector, "reads_lines", False):
+    if not reads_lines(collector):
         return None
     kind = unwrap.detect(read_head(source))
     if kind is None:

@@ -33,6 +33,7 @@ from shadowdiff.collect.base import (
     InputReport,
     Options,
     file_reason,
+    reads_lines,
     reject,
 )
 from shadowdiff.collect.lines import compression_of, read_head
@@ -59,7 +60,7 @@ def splittable(
     """What to expect of ``source`` when it is read as cuts, or ``None`` to read it on its own:
     not a line log, compressed, in a wrapper, or changed since it was pinned (``pinning``: this
     run pins its inputs; a Dask cluster's reading does not, see docs/scaling.md)."""
-    if not getattr(collector, "reads_lines", False):
+    if not reads_lines(collector):
         return None
     try:
         if unwrap.detect(read_head(source)) is not None:
