@@ -4,7 +4,9 @@ prepared before the log is read as cuts."""
 
 from __future__ import annotations
 
+import gc
 import gzip
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +158,40 @@ def test_a_log_written_to_while_it_is_streamed_reads_as_it_was_at_the_start(
     assert rows == [] and report.records == RECORDS
     assert sorted(f.name for f in kept.directory(0).iterdir()) == ["0000003-000000-000000.arrow"]
     assert buckets.read(kept, 0).num_rows == RECORDS
+
+
+def test_a_streamed_batch_is_let_go_before_the_next_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker holds one batch of a log at a time: by the time the stream is asked for the
+    next (and DuckDB parses it), nothing in the reading holds the one before, whose tables
+    are a quarter of a million lines in a run. (An ``enumerate`` over the batches held each
+    one through the next in its reused tuple: 40-60 MB more per worker on 2 x 1M lines.)"""
+    p, _ = logs(tmp_path, "json", None)
+    original = envoy_json.EnvoyJsonCollector.stream
+    given: list[weakref.ref[Batch]] = []
+    held: list[int] = []
+
+    def watched(self: object, source: Input, options: Options, rows: int) -> Iterator[Batch]:
+        batches = original(self, source, options, rows)  # type: ignore[arg-type]
+        while True:
+            gc.collect()  # only references count, not cycles awaiting the collector
+            held.extend(n for n, ref in enumerate(given) if ref() is not None)
+            batch = next(batches, None)
+            if batch is None:
+                return
+            given.append(weakref.ref(batch))
+            yield batch
+            del batch
+
+    monkeypatch.setattr(envoy_json.EnvoyJsonCollector, "stream", watched)
+    kept = Layout(str(tmp_path / "kept"), 1)
+    kept.create()
+    expected = logcuts.Expected(p.stat().st_size)
+    task = logstream.StreamTask(Input(p), envoy_json.NAME, expected, 0, str(tmp_path / "s"), 50)
+    _, report, _ = logstream.read_stream(task, Options(), collection.Keep(kept))
+    assert report.records == RECORDS and len(given) == RECORDS // 50
+    assert held == []
 
 
 def test_a_text_log_with_a_carriage_return_gives_up_after_one_batch(tmp_path: Path) -> None:

@@ -4,9 +4,12 @@ closed ones forgotten, ports reused and records out of time order."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import random
 import shutil
+import weakref
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,10 +23,11 @@ from pcapgen import Conversation, http_request, http_response
 
 import shadowdiff
 from shadowdiff.collect import pcap
-from shadowdiff.collect.base import Input, Options
+from shadowdiff.collect.base import Batch, Input, Options
 from shadowdiff.collect.pcap import Capture, Figures, merged_figures
 from shadowdiff.collect.pcap_shares import Share, sweep_points
-from shadowdiff.engine import captureshares, collection
+from shadowdiff.engine import captureshares, collection, logcuts
+from shadowdiff.engine.buckets import Layout
 from shadowdiff.errors import InputError
 from shadowdiff.testing.compare import differences
 
@@ -154,6 +158,40 @@ def test_a_capture_cut_short_is_rejected_once(tmp_path: Path) -> None:
     _, rejects, _ = _read(path, None)
     assert len(rejects) >= 1
     assert_same_in_shares(path)
+
+
+def test_a_share_lets_each_batch_go_before_the_next_is_reassembled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading worker holds one batch of its share at a time: by the time the capture is
+    asked for the next, nothing in the share's reading holds the one before."""
+    monkeypatch.setattr(pcap, "BATCH_ROWS", 10)
+    packets = gen.keepalive_traffic(connections=300, exchanges=6, seed=5)
+    path = gen.write_pcap(tmp_path / "busy.pcap", gen.frames(packets))
+    original = Capture.batches
+    given: list[weakref.ref[Batch]] = []
+    held: list[int] = []
+
+    def watched(self: Capture, *args: object) -> Iterator[Batch]:
+        batches = original(self, *args)  # type: ignore[arg-type]
+        while True:
+            gc.collect()  # only references count, not cycles awaiting the collector
+            held.extend(n for n, ref in enumerate(given) if ref() is not None)
+            batch = next(batches, None)
+            if batch is None:
+                return
+            given.append(weakref.ref(batch))
+            yield batch
+            del batch
+
+    monkeypatch.setattr(Capture, "batches", watched)
+    expected = logcuts.Expected(path.stat().st_size)
+    task = captureshares.ShareTask(Input(path), Share(0, 2), expected, 0)
+    kept = Layout(str(tmp_path / "kept"), 1)
+    kept.create()
+    _, _, _, records = captureshares.read_share(task, Options(), collection.Keep(kept))
+    assert records > 0 and len(given) > 2
+    assert held == []
 
 
 def test_figures_of_shares_count_packets_once_and_connections_in_sum() -> None:

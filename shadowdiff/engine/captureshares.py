@@ -67,12 +67,15 @@ def read_share(task: ShareTask, options: Options, prepare: Prepare) -> ShareResu
     with logcuts.opened(source, task.expected) as fd:
         with open(fd, "rb", closefd=False) as file:
             prefix = _Prefix(file, task.expected.size)
-            for number, batch in enumerate(capture.batches(prefix)):  # type: ignore[arg-type]
+            number = 0  # not enumerate(): its tuple would hold each batch through the next
+            for batch in capture.batches(prefix):  # type: ignore[arg-type]
                 table = logcuts.sided(batch.exchanges, source.side)
                 piece = f"{task.number:07d}-{share.index:06d}-{number:06d}"
                 prepared.add(prepare(table, piece))
                 rows.extend(batch.rejects)
                 records += batch.records
+                number += 1
+                del batch, table  # not held while the next batch is reassembled
     return rows, capture.figures, prepared, records
 
 

@@ -118,10 +118,13 @@ def _checked(
     """``batches``, given up after the first when the count (awaited then: it runs far ahead
     of the parsing) found a carriage return the stream does not read as the exact reading
     does, rather than at the end, which would read the whole log twice."""
-    for number, batch in enumerate(batches):
+    first = True
+    for batch in batches:  # not enumerate(): its tuple would hold each batch through the next
         yield batch
-        if number == 0:
+        del batch  # not held while the next is parsed
+        if first:
             _check_returns(_counted(counting, source), collector, source)
+            first = False
 
 
 def _counted(counting: Future[lines.Counted], source: Input) -> lines.Counted:
