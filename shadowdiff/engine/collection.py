@@ -22,6 +22,10 @@ Two costs decide the speed on real inputs, and both are paid per group of files,
   read as cuts (:mod:`~shadowdiff.engine.logcuts`). In this process, the preparing of a piece
   would wait for its reading and the reading for the preparing. With a Dask cluster
   (``submit``), every input is read by the cluster's workers.
+- **Reading compressed inputs.** A compressed file cannot be cut: it is decompressed into a
+  plain copy and read whole. When there are as many as workers or more (a window of rotated
+  ``.gz`` logs, say), each is read by a worker of its own; fewer are read in this process,
+  where DuckDB has every core. Each copy is removed once its input is read.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ PARALLEL_MIN_LOG_BYTES = 64 * 1024 * 1024
 EMPTY = "-"  # the source of an input that held nothing to read
 SIZE_SAMPLE = 64  # files of a group measured for the run's size
 COMPRESSION_GUESS = 8  # how much larger than its file a compressed log is, about
+COMPRESSED_SUFFIXES = (".gz", ".zst")
 # The bytes of a capture, a tap, a HAR or a GoReplay file are nearly all messages, which their
 # buckets hold whole with their bodies (a log's lines become a few narrow columns): a 40 MB
 # capture's bucket took 200 MB to pair and diff, and a bucket of 166 MB of tap files 270 MB.
@@ -147,8 +152,7 @@ class Plan:
                 sample = item.sources[::step]
                 size = sum(pieces.file_size(s) for s in sample) * len(item.sources) // len(sample)
             else:
-                compressed = item.source.path.suffix in (".gz", ".zst")
-                size = pieces.file_size(item.source) * (COMPRESSION_GUESS if compressed else 1)
+                size = _expanded_size(item.source)
             lines = reads_lines(item.collector)
             total += size * (density if lines else MESSAGE_WEIGHT)
         return int(total)
@@ -168,7 +172,18 @@ class Plan:
         ]
 
     def log_bytes(self) -> int:
-        return sum(pieces.file_size(item.source) for item in self.logs())
+        """About how many bytes the logs hold (a compressed one at ``COMPRESSION_GUESS``
+        times its size)."""
+        return sum(_expanded_size(item.source) for item in self.logs())
+
+    def compressed(self) -> list[_One]:
+        """The inputs read on their own that are compressed (``.gz``, ``.zst``), whose
+        plain copies are read whole."""
+        return [
+            item
+            for item in self.items
+            if isinstance(item, _One) and item.source.path.suffix in COMPRESSED_SUFFIXES
+        ]
 
     def shared_captures(self) -> list[_One]:
         """The captures large enough to be read in shares: plain ones (a compressed capture
@@ -335,6 +350,7 @@ class Readers:
         self.pins: dict[str, snapshot.Pin] = {}
         self.workers = 1  # until the pool runs
         self.share_workers = 1  # who read a capture in shares: the pool's or the cluster's
+        self.forked = False
         if cluster_workers is not None:  # a cluster's workers read every input
             self.chunk_files = _chunk_files(plan.many_files, cluster_workers)
             self.share_workers = cluster_workers
@@ -354,6 +370,7 @@ class Readers:
         if threading.active_count() == 1:
             fork = multiprocessing.get_context("fork")
             self.pool = ProcessPoolExecutor(workers, fork, initializer=_worker_threads)
+            self.forked = True  # after the pins: each worker holds their descriptors too
         else:
             server = multiprocessing.get_context("forkserver")
             server.set_forkserver_preload(["pandas", "shadowdiff.engine.collection"])
@@ -543,6 +560,7 @@ def _pieces(
     readable = _readable_logs(plan, readers, pinning) if chunked is not None else {}
     readable_logs = [item for item in plan.logs() if item.source.name in readable]
     streamed = _streamed(readable_logs, readers.share_workers)
+    whole = _whole_in_workers(plan, readers) if submit is None else set()
     for number, item in enumerate(plan.items):
         if isinstance(item, _Many) and chunked is not None:
             name, side = item.collector.name, item.sources[0].side
@@ -560,9 +578,13 @@ def _pieces(
             )
         ):
             pending.append(spread.submitted(chunked, options, prepare))
+        elif isinstance(item, _One) and item.source.name in whole and chunked is not None:
+            pinned = readers.pins.get(item.source.name)  # its descriptor: the worker's too
+            scratch = readers.scratch / f"{number:07d}"
+            pending.append(chunked(read_alone, item, options, prepare, number, scratch, pinned))
         elif isinstance(item, _One) and submit is not None:
             scratch = readers.scratch / f"{number:07d}"
-            pending.append(submit(read_one, item, options, prepare, number, scratch))
+            pending.append(submit(read_alone, item, options, prepare, number, scratch))
         else:
             pending.append((number, item))
     for entry in pending:
@@ -578,7 +600,8 @@ def _pieces(
             yield _refused(item)
         elif isinstance(item, _One):
             pinned = readers.pins.get(item.source.name)
-            yield read_one(item, options, prepare, number, readers.scratch, pinned)
+            scratch = readers.scratch / f"{number:07d}"
+            yield read_alone(item, options, prepare, number, scratch, pinned)
         else:
             side = item.sources[0].side
             files = _Files.of(item.sources)
@@ -622,6 +645,12 @@ def _outcomes(futures: list[Awaited]) -> list[Any]:
         except InputError as e:
             outcomes.append(e)
     return outcomes
+
+
+def _expanded_size(source: Input) -> int:
+    """About how many bytes ``source`` holds once decompressed."""
+    compressed = source.path.suffix in COMPRESSED_SUFFIXES
+    return pieces.file_size(source) * (COMPRESSION_GUESS if compressed else 1)
 
 
 def _log_density(logs: list[_One]) -> float:
@@ -751,6 +780,38 @@ def _refused(item: _Refused) -> _Piece:
     row = reject(source, 0, item.reason, b"")
     report = InputReport(source.name, source.side, item.collector, pieces.file_size(source), 1, 1)
     return [row], [report], Prepared()
+
+
+def _whole_in_workers(plan: Plan, readers: Readers) -> set[str]:
+    """The compressed inputs each read whole by a worker: all of them, when there are at
+    least as many as workers; else none (read here, DuckDB reads a copy on every core). Only
+    workers forked after the pins (``Readers.forked``) hold the descriptor of each input as
+    it was at the start, which a file rotated away since is read from; a fork server's
+    workers do not (a caller that runs threads, a notebook's kernel), and this process
+    reads the inputs then."""
+    if readers.pool is None or not readers.forked:
+        return set()
+    compressed = plan.compressed()
+    if len(compressed) < readers.share_workers:
+        return set()
+    return {item.source.name for item in compressed}
+
+
+def read_alone(
+    item: _One,
+    options: Options,
+    prepare: Prepare,
+    number: int,
+    scratch: Path,
+    pinned: snapshot.Pin | None = None,
+) -> _Piece:
+    """``read_one`` with a scratch directory of the input's own, removed once the input is
+    read: the plain copy of a compressed input is not kept to the end of the collecting (a
+    window of large ``.gz`` logs would hold them all on disk at once)."""
+    try:
+        return read_one(item, options, prepare, number, scratch, pinned)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def read_one(
