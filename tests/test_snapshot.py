@@ -15,6 +15,7 @@ import pytest
 import zstandard
 
 import shadowdiff
+from shadowdiff.collect import snapshot
 from shadowdiff.collect.inputs import expand_groups
 from shadowdiff.engine import collection
 from shadowdiff.errors import InputError
@@ -89,6 +90,27 @@ def test_a_cut_compressed_log_keeps_every_line_before_the_cut(
         (report,) = found.reports
         assert report.records == len(ids) + 1 and report.rejected == 1
         assert "lines before the cut were read" in str(report.note)
+
+
+@pytest.mark.parametrize(("suffix", "compress"), [(".gz", gzip.compress), (".zst", zstd)])
+def test_a_compressed_log_decoded_a_little_at_a_time_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, compress: object
+) -> None:
+    """Decoded 512 compressed bytes at a time, lines and members straddle the steps: the
+    same rows, rejects and figures as decoded in one step, whole or cut short."""
+    lines = log_lines(3000)
+    whole = compress(text_of(lines[:1000])) + compress(text_of(lines[1000:]))  # type: ignore[operator]
+    path = tmp_path / f"access.log{suffix}"
+    for cut in (len(whole), len(whole) // 2):
+        path.write_bytes(whole[:cut])
+        monkeypatch.setattr(snapshot, "DECODE_CHUNK", len(whole))
+        at_once = collect(path)
+        monkeypatch.setattr(snapshot, "DECODE_CHUNK", 512)
+        stepped = collect(path)
+        assert stepped.exchanges.to_pylist() == at_once.exchanges.to_pylist()
+        assert stepped.rejects == at_once.rejects
+        assert stepped.reports == at_once.reports
+        assert (cut == len(whole)) == (at_once.rejects == [])
 
 
 def test_a_whole_compressed_log_reads_as_before(tmp_path: Path) -> None:

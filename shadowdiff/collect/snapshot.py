@@ -33,6 +33,10 @@ from shadowdiff.errors import InputError
 # rotated away.
 MAX_OPEN = 256
 COPY_CHUNK = 8 * 1024 * 1024
+# Compressed bytes decoded at a time: a log's lines compress 10 to 20 times, so a few MB of
+# text are held at once; 8 MB of a gzip log decoded at a time held ~130 MB, and its copies
+# (the joined pieces, the pending line before them, the whole lines written) ~500 MB.
+DECODE_CHUNK = 256 * 1024
 FEED_PIECE = 64 * 1024
 
 
@@ -190,7 +194,7 @@ def _decompress(path: Path, size: int, kind: str, copy: Path) -> _Cut | None:
     with open(path, "rb") as src, open(copy, "wb") as dst:
         pending = b""
         while taken < size:
-            chunk = src.read(min(COPY_CHUNK, size - taken))
+            chunk = src.read(min(DECODE_CHUNK, size - taken))
             if not chunk:
                 break
             taken += len(chunk)
