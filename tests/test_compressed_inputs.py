@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import zstandard
 from test_buckets import run
 from test_snapshot import log_lines, text_of
 
@@ -202,3 +203,26 @@ def test_the_plain_copy_of_a_compressed_input_is_removed_once_it_is_read(
     assert buckets.read(kept, 0).num_rows == LINES
     assert len(copies) == 1 and copies[0].is_relative_to(scratch)  # it was decompressed there
     assert not scratch.exists()
+
+
+def test_a_compressed_log_counts_for_the_size_it_records(tmp_path: Path) -> None:
+    """For the bucket count and the workers: a gzip file's trailer and a zstd frame's header
+    give the decompressed size; a gzip file of several members records its last one's only,
+    and counts for at least ``COMPRESSION_GUESS`` times its size."""
+    text = text_of(log_lines(4000))  # repetitive lines: far more than 8 times their gzip
+    one = tmp_path / "one.log.gz"
+    one.write_bytes(gzip.compress(text))
+    frame = tmp_path / "frame.log.zst"
+    frame.write_bytes(zstandard.ZstdCompressor().compress(text))
+    members = tmp_path / "members.log.gz"
+    members.write_bytes(gzip.compress(text) + gzip.compress(text[:100]))
+    assert len(text) > collection.COMPRESSION_GUESS * one.stat().st_size
+    sizes = {}
+    for path in (one, frame, members):
+        plan = collection.plan(expand_groups([path], "primary"), None)
+        sizes[path.name] = plan.log_bytes()
+    assert sizes["one.log.gz"] == sizes["frame.log.zst"] == len(text)
+    assert sizes["members.log.gz"] == collection.COMPRESSION_GUESS * members.stat().st_size
+    plain = tmp_path / "plain.log"
+    plain.write_bytes(text)
+    assert collection.plan(expand_groups([plain], "primary"), None).log_bytes() == len(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -205,6 +206,32 @@ def compression_of(source: Input) -> str | None:
         raise InputError(
             f"{source.name}: cannot open ({e.strerror}). Check the path and permissions."
         ) from e
+
+
+def recorded_size(source: Input) -> int | None:
+    """The decompressed size a compressed file records of itself, where it does: a gzip
+    file's trailer (the length of its last member, modulo 4 GiB: the whole file's for one
+    member under that), a zstd frame's header (when the writer knew the size: the first
+    frame's); None for a plain file, one that cannot be read, or a size not recorded."""
+    try:
+        with open(source.path, "rb") as f:
+            head = f.read(18)
+            kind = compression(head)
+            if kind == "gzip":
+                f.seek(-4, os.SEEK_END)
+                (size,) = struct.unpack("<I", f.read(4))
+                return int(size)
+    except (OSError, struct.error):
+        return None
+    if kind == "zstd":
+        import zstandard
+
+        try:
+            size = zstandard.frame_content_size(head)
+        except zstandard.ZstdError:
+            return None
+        return int(size) if size >= 0 else None
+    return None
 
 
 def _last_byte_is_newline(source: Input, kind: str | None) -> bool:

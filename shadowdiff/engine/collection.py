@@ -59,7 +59,7 @@ from shadowdiff.collect.base import (
     reads_lines,
     reject,
 )
-from shadowdiff.collect.lines import HEAD_BYTES, compression_of, read_head
+from shadowdiff.collect.lines import HEAD_BYTES, compression_of, read_head, recorded_size
 from shadowdiff.engine import buckets, captureshares, logcuts, logstream
 from shadowdiff.engine.buckets import Layout
 from shadowdiff.engine.tasks import Prepare, Prepared
@@ -138,7 +138,7 @@ class Plan:
 
     def size(self) -> int:
         """About how many bytes the inputs hold, for the bucket count: every file read on its
-        own is measured (a compressed one counted at ``COMPRESSION_GUESS`` times its size),
+        own is measured (a compressed one by what it records of its size: ``_expanded_size``),
         a group of many files by a sample of them; inputs of messages count at
         ``MESSAGE_WEIGHT`` times their size, logs at their records' worth of JSON access-log
         lines (:func:`_log_density`)."""
@@ -172,8 +172,8 @@ class Plan:
         ]
 
     def log_bytes(self) -> int:
-        """About how many bytes the logs hold (a compressed one at ``COMPRESSION_GUESS``
-        times its size)."""
+        """About how many bytes the logs hold (a compressed one as ``_expanded_size`` has
+        it)."""
         return sum(_expanded_size(item.source) for item in self.logs())
 
     def compressed(self) -> list[_One]:
@@ -648,9 +648,15 @@ def _outcomes(futures: list[Awaited]) -> list[Any]:
 
 
 def _expanded_size(source: Input) -> int:
-    """About how many bytes ``source`` holds once decompressed."""
-    compressed = source.path.suffix in COMPRESSED_SUFFIXES
-    return pieces.file_size(source) * (COMPRESSION_GUESS if compressed else 1)
+    """About how many bytes ``source`` holds once decompressed: for a compressed file, what
+    it records of its size (``lines.recorded_size``; access logs compress 10 to 20 times, so
+    a guess alone made buckets twice the size they should be), and at least
+    ``COMPRESSION_GUESS`` times its size (a gzip file of several members records its last
+    one's only)."""
+    size = pieces.file_size(source)
+    if source.path.suffix not in COMPRESSED_SUFFIXES:
+        return size
+    return max(size * COMPRESSION_GUESS, recorded_size(source) or 0)
 
 
 def _log_density(logs: list[_One]) -> float:
