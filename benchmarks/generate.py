@@ -1,5 +1,6 @@
 """Generate the benchmark corpora with DuckDB (fast, reproducible: fixed seeds, no randomness
-outside SQL's ``hash``): Istio-style JSON and text access logs, one file per side.
+outside SQL's ``hash``): Istio-style JSON and text access logs, one file per side, and the
+JSON lines again as a window of rotated ``.gz`` logs (``rotated``).
 
 The mirror differs from the primary on purpose: 5% of requests answer 500 instead of 200, and
 the mirror is a few milliseconds slower, so the run has real work to do.
@@ -8,6 +9,9 @@ the mirror is a few milliseconds slower, so the run has real work to do.
 from __future__ import annotations
 
 import argparse
+import gzip
+import itertools
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -82,6 +86,33 @@ def generate(out: Path, n: int) -> dict[str, Path]:
         files[f"{side}-json"] = json_path
         files[f"{side}-text"] = text_path
     return files
+
+
+ROTATED_FILES = 4  # per side
+
+
+def rotated(out: Path, files: dict[str, Path], n: int) -> dict[str, Path]:
+    """The JSON logs as a window of rotated, gzip-compressed logs, as logrotate leaves them:
+    ``ROTATED_FILES`` files per side of consecutive lines (``access.log.1.gz`` the newest),
+    in a directory per side; each directory by its side's name (made only when missing)."""
+    directories: dict[str, Path] = {}
+    for side in ("primary", "mirror"):
+        directory = out / f"rotated-{n}" / side
+        directories[side] = directory
+        if directory.is_dir():
+            continue
+        partial = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        per_file = -(-n // ROTATED_FILES)
+        with open(files[f"{side}-json"], "rb") as log:
+            for k in range(ROTATED_FILES):
+                lines = list(itertools.islice(log, per_file))
+                newest_last = ROTATED_FILES - k
+                with gzip.open(partial / f"access.log.{newest_last}.gz", "wb", 6) as gz:
+                    gz.writelines(lines)
+        partial.rename(directory)
+    return directories
 
 
 def planted(n: int) -> int:

@@ -5,19 +5,22 @@ Run it with ``make bench`` or ``python benchmarks/run.py`` (``-n`` lines per sid
 JSON and text access logs, 5% planted status differences) comes from benchmarks/generate.py and
 is kept in benchmarks/data/ (made only when missing).
 
-Four measurements, each a fresh process, run in interleaved rounds (each round runs every one
+Five measurements, each a fresh process, run in interleaved rounds (each round runs every one
 once, in turn):
 
 - the hand-written script, benchmarks/handwritten.sql (through benchmarks/sqlrun.py): reads both
   files, full-outer-joins them on ``request_id``, derives outcomes and endpoints, per-endpoint
   ``quantile_cont`` of the durations, and COPYs pairs, latency and both sides to Parquet;
 - the full read of both files into tables, benchmarks/full_read.sql;
-- ``shadowdiff run`` on the JSON files and on the text files, the CLI as a user runs it.
+- ``shadowdiff run`` on the JSON files and on the text files, the CLI as a user runs it;
+- ``shadowdiff run`` on the same JSON lines as a window of rotated ``.gz`` logs
+  (``ROTATED_FILES`` per side, in a directory per side), as logrotate leaves them.
 
 Reported: median wall time, its range, median CPU time (user + system of the child), peak RSS,
 and the ratios issue 10 sets targets for (JSON vs script ≤ 1.25×, JSON vs full read ≤ 2×, text
-vs JSON ≤ 1.25×), each the median of the rounds' ratios with their range. Checked: every run
-finds the planted number of diverged pairs.
+vs JSON ≤ 1.25×), each the median of the rounds' ratios with their range, and the rotated
+logs' time against the plain JSON run's (no target). Checked: every run finds the planted
+number of diverged pairs.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generate import generate, planted  # noqa: E402
+from benchmarks.generate import ROTATED_FILES, generate, planted, rotated  # noqa: E402
 from benchmarks.procs import (  # noqa: E402
     Ratio,
     Sample,
@@ -105,11 +108,13 @@ def _shadowdiff(primary: Path, mirror: Path) -> Sample:
 def measures(files: dict[str, Path]) -> dict[str, Callable[[], Sample]]:
     pj, mj = files["primary-json"], files["mirror-json"]
     pt, mt = files["primary-text"], files["mirror-text"]
+    pg, mg = files["primary-rotated"], files["mirror-rotated"]
     return {
         "script": lambda: _script(pj, mj),
         "full-read": lambda: _full_read(pj, mj),
         "json": lambda: _shadowdiff(pj, mj),
         "text": lambda: _shadowdiff(pt, mt),
+        "rotated": lambda: _shadowdiff(pg, mg),
     }
 
 
@@ -131,6 +136,7 @@ def _table(res: Results) -> list[str]:
     json_script = res.ratio("json", "script")
     json_read = res.ratio("json", "full-read")
     text_json = res.ratio("text", "json")
+    rotated_json = res.ratio("rotated", "json")
     text_rate = res.n / res.summary("text").seconds
     rows = [
         ("hand-written DuckDB script, `benchmarks/handwritten.sql` (baseline)", "script", ""),
@@ -148,6 +154,12 @@ def _table(res: Results) -> list[str]:
             "shadowdiff `run` on the text files",
             "text",
             f"{text_json.text('the JSON run', 1.25)}; {text_rate / 1000:.0f}k lines/s per side",
+        ),
+        (
+            f"shadowdiff `run` on the JSON lines as {ROTATED_FILES} rotated `.gz` logs per side",
+            "rotated",
+            f"{rotated_json.median:.2f}× the JSON run (rounds {rotated_json.low:.2f}–"
+            f"{rotated_json.high:.2f})",
         ),
     ]
     lines = [
@@ -167,11 +179,13 @@ def _table(res: Results) -> list[str]:
 def _commands(res: Results) -> list[str]:
     pj, mj = res.files["primary-json"], res.files["mirror-json"]
     pt, mt = res.files["primary-text"], res.files["mirror-text"]
+    pg, mg = res.files["primary-rotated"], res.files["mirror-rotated"]
     shown = [
         ("script", _sql_command(SCRIPT, pj, mj, "TMP")),
         ("full read", _sql_command(FULL_READ, pj, mj, None)),
         ("JSON", shadowdiff_command(_shown(pj), _shown(mj), "TMP/run")),
         ("text", shadowdiff_command(_shown(pt), _shown(mt), "TMP/run")),
+        ("rotated", shadowdiff_command(_shown(pg), _shown(mg), "TMP/run")),
     ]
     return [
         f"  - {name}: `{shlex.join([_shown(Path(argv[0])), *argv[1:]])}`" for name, argv in shown
@@ -185,7 +199,7 @@ def _stages(res: Results) -> list[str]:
             f"{stage} {value:.2f}"
             for stage, value in res.summary(name).median_run.extra["stages"].items()
         )
-        for kind, name in (("JSON", "json"), ("text", "text"))
+        for kind, name in (("JSON", "json"), ("text", "text"), ("rotated", "rotated"))
     ]
     return [
         *lines,
@@ -198,7 +212,7 @@ def _check(res: Results) -> tuple[str, bool]:
     expected = planted(res.n)
     found = {
         name: sorted({r.extra["diverged"] for r in res.runs[name]})
-        for name in ("script", "json", "text")
+        for name in ("script", "json", "text", "rotated")
     }
     ok = all(values == [expected] for values in found.values())
     counts = ", ".join(f"{name} {'/'.join(f'{v:,}' for v in vs)}" for name, vs in found.items())
@@ -216,7 +230,9 @@ def section(res: Results) -> tuple[str, bool]:
         HEADING,
         "",
         f"{res.n:,} primary + {res.n:,} mirror lines (Istio keys/format, 5% status differences), "
-        f"generated by `benchmarks/generate.py`; {res.repeat} rounds, each running the four "
+        f"generated by `benchmarks/generate.py` (the JSON lines also as {ROTATED_FILES} gzip files "
+        "per side, `access.log.1.gz` … in a directory per side); "
+        f"{res.repeat} rounds, each running the five "
         "measurements in turn, each in a fresh process; medians. Ratios are the median of the "
         "rounds' ratios of wall times, with their range (issue 10's targets).",
         "",
@@ -246,6 +262,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = parser.parse_args()
     files = generate(args.data, args.n)
+    for side, directory in rotated(args.data, files, args.n).items():
+        files[f"{side}-rotated"] = directory
     runs = rounds(measures(files), args.repeat)
     text, ok = section(Results(args.n, args.repeat, files, runs))
     print(text)
