@@ -4,15 +4,14 @@ prepared before the log is read as cuts."""
 
 from __future__ import annotations
 
-import gc
 import gzip
-import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from held import Watch
 from test_buckets import one_key, parts_of, run  # noqa: F401 - one_key: a fixture
 from test_window import line
 
@@ -169,20 +168,10 @@ def test_a_streamed_batch_is_let_go_before_the_next_is_parsed(
     one through the next in its reused tuple: 40-60 MB more per worker on 2 x 1M lines.)"""
     p, _ = logs(tmp_path, "json", None)
     original = envoy_json.EnvoyJsonCollector.stream
-    given: list[weakref.ref[Batch]] = []
-    held: list[int] = []
+    watch: Watch[Batch] = Watch()
 
     def watched(self: object, source: Input, options: Options, rows: int) -> Iterator[Batch]:
-        batches = original(self, source, options, rows)  # type: ignore[arg-type]
-        while True:
-            gc.collect()  # only references count, not cycles awaiting the collector
-            held.extend(n for n, ref in enumerate(given) if ref() is not None)
-            batch = next(batches, None)
-            if batch is None:
-                return
-            given.append(weakref.ref(batch))
-            yield batch
-            del batch
+        return watch.watched(original(self, source, options, rows))  # type: ignore[arg-type]
 
     monkeypatch.setattr(envoy_json.EnvoyJsonCollector, "stream", watched)
     kept = Layout(str(tmp_path / "kept"), 1)
@@ -190,8 +179,8 @@ def test_a_streamed_batch_is_let_go_before_the_next_is_parsed(
     expected = logcuts.Expected(p.stat().st_size)
     task = logstream.StreamTask(Input(p), envoy_json.NAME, expected, 0, str(tmp_path / "s"), 50)
     _, report, _ = logstream.read_stream(task, Options(), collection.Keep(kept))
-    assert report.records == RECORDS and len(given) == RECORDS // 50
-    assert held == []
+    assert report.records == RECORDS and len(watch.given) == RECORDS // 50
+    assert watch.held == []
 
 
 def test_a_text_log_with_a_carriage_return_gives_up_after_one_batch(tmp_path: Path) -> None:

@@ -4,11 +4,9 @@ closed ones forgotten, ports reused and records out of time order."""
 
 from __future__ import annotations
 
-import gc
 import gzip
 import random
 import shutil
-import weakref
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import pcapgen as gen
 import pyarrow as pa
 import pytest
+from held import Watch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pcapgen import Conversation, http_request, http_response
@@ -169,20 +168,10 @@ def test_a_share_lets_each_batch_go_before_the_next_is_reassembled(
     packets = gen.keepalive_traffic(connections=300, exchanges=6, seed=5)
     path = gen.write_pcap(tmp_path / "busy.pcap", gen.frames(packets))
     original = Capture.batches
-    given: list[weakref.ref[Batch]] = []
-    held: list[int] = []
+    watch: Watch[Batch] = Watch()
 
     def watched(self: Capture, *args: object) -> Iterator[Batch]:
-        batches = original(self, *args)  # type: ignore[arg-type]
-        while True:
-            gc.collect()  # only references count, not cycles awaiting the collector
-            held.extend(n for n, ref in enumerate(given) if ref() is not None)
-            batch = next(batches, None)
-            if batch is None:
-                return
-            given.append(weakref.ref(batch))
-            yield batch
-            del batch
+        return watch.watched(original(self, *args))  # type: ignore[arg-type]
 
     monkeypatch.setattr(Capture, "batches", watched)
     expected = logcuts.Expected(path.stat().st_size)
@@ -190,8 +179,8 @@ def test_a_share_lets_each_batch_go_before_the_next_is_reassembled(
     kept = Layout(str(tmp_path / "kept"), 1)
     kept.create()
     _, _, _, records = captureshares.read_share(task, Options(), collection.Keep(kept))
-    assert records > 0 and len(given) > 2
-    assert held == []
+    assert records > 0 and len(watch.given) > 2
+    assert watch.held == []
 
 
 def test_figures_of_shares_count_packets_once_and_connections_in_sum() -> None:
