@@ -34,6 +34,30 @@ from shadowdiff.store import MANIFEST
 
 RENAME_EXCHANGE = 2  # linux/fs.h
 
+# The descriptors of the run locks this process holds. A forked child (a run's reading worker)
+# inherits them, and a flock lasts while any copy is open: a worker still exiting after its run
+# ended would keep the run directory locked, and a run right after would be refused. So a
+# forked child lets go of its copies at once (``_let_go_in_child``).
+_HELD_LOCKS: set[int] = set()
+
+
+def _let_go_in_child() -> None:
+    """In a forked child: each held lock's descriptor made a copy of /dev/null instead (not
+    closed: the number stays taken, so the parent's file object, copied here too, never
+    closes another file's descriptor)."""
+    if not _HELD_LOCKS:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for fd in _HELD_LOCKS:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_let_go_in_child)
+
 
 class RunLocked(ShadowdiffError):
     """Another run is writing the same run directory."""
@@ -69,6 +93,7 @@ class RunDir:
                 shutil.rmtree(self.work, ignore_errors=True)
         finally:
             if self._lock is not None:
+                _HELD_LOCKS.discard(self._lock.fileno())
                 self._lock.close()  # releases the flock
                 self._lock = None
 
@@ -144,6 +169,7 @@ def _acquire(lock_path: Path, out: Path) -> IO[str]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     handle.write(f"pid {os.getpid()}, started {started}\n")
     handle.flush()
+    _HELD_LOCKS.add(handle.fileno())
     return handle
 
 

@@ -126,6 +126,44 @@ def test_a_second_run_into_a_locked_directory_fails_at_once(tmp_path: Path) -> N
         pass
 
 
+FORKED_UNDER_THE_LOCK = """
+import multiprocessing, sys, time
+from pathlib import Path
+from shadowdiff.rundir import RunDir, RunLocked
+out = Path(sys.argv[1])
+with RunDir(out):
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    child.start()
+try:
+    with RunDir(out):  # while the child, forked under the lock, still runs
+        assert child.is_alive()
+        try:
+            RunDir(out).__enter__()
+        except RunLocked:
+            print("locked while held")  # the lock itself still works
+finally:
+    child.kill()
+    child.join()
+print("next run started")
+"""
+
+
+def test_a_forked_child_still_running_does_not_hold_the_run_lock(tmp_path: Path) -> None:
+    """A run's reading workers are forked while it holds its lock; one still exiting when the
+    run ends (a run that failed early lets its workers go without waiting) must not keep the
+    directory locked: the next run starts at once. (In a fresh interpreter: the run forks its
+    workers only where it runs no other thread, which this test process may.)"""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_UNDER_THE_LOCK, str(tmp_path / "window")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["locked while held", "next run started"]
+
+
 def test_the_cli_names_the_holder_and_exits_2(tmp_path: Path) -> None:
     primary, mirror = write_logs(tmp_path / "logs", files=1, lines=50)
     out = tmp_path / "window"
