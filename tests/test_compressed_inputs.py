@@ -196,7 +196,7 @@ def test_the_plain_copy_of_a_compressed_input_is_removed_once_it_is_read(
     kept.create()
     scratch = tmp_path / "scratch" / "0000000"
     pinned = snapshot.pin(path, keep_open=False)
-    rejects, reports, _ = collection.read_alone(
+    rejects, reports, _ = collection.read_one(
         item, Options(), collection.Keep(kept), 0, scratch, pinned
     )
     assert rejects == [] and reports[0].records == LINES

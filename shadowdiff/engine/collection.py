@@ -581,10 +581,10 @@ def _pieces(
         elif isinstance(item, _One) and item.source.name in whole and chunked is not None:
             pinned = readers.pins.get(item.source.name)  # its descriptor: the worker's too
             scratch = readers.scratch / f"{number:07d}"
-            pending.append(chunked(read_alone, item, options, prepare, number, scratch, pinned))
+            pending.append(chunked(read_one, item, options, prepare, number, scratch, pinned))
         elif isinstance(item, _One) and submit is not None:
             scratch = readers.scratch / f"{number:07d}"
-            pending.append(submit(read_alone, item, options, prepare, number, scratch))
+            pending.append(submit(read_one, item, options, prepare, number, scratch))
         else:
             pending.append((number, item))
     for entry in pending:
@@ -601,7 +601,7 @@ def _pieces(
         elif isinstance(item, _One):
             pinned = readers.pins.get(item.source.name)
             scratch = readers.scratch / f"{number:07d}"
-            yield read_alone(item, options, prepare, number, scratch, pinned)
+            yield read_one(item, options, prepare, number, scratch, pinned)
         else:
             side = item.sources[0].side
             files = _Files.of(item.sources)
@@ -803,23 +803,6 @@ def _whole_in_workers(plan: Plan, readers: Readers) -> set[str]:
     return {item.source.name for item in compressed}
 
 
-def read_alone(
-    item: _One,
-    options: Options,
-    prepare: Prepare,
-    number: int,
-    scratch: Path,
-    pinned: snapshot.Pin | None = None,
-) -> _Piece:
-    """``read_one`` with a scratch directory of the input's own, removed once the input is
-    read: the plain copy of a compressed input is not kept to the end of the collecting (a
-    window of large ``.gz`` logs would hold them all on disk at once)."""
-    try:
-        return read_one(item, options, prepare, number, scratch, pinned)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def read_one(
     item: _One,
     options: Options,
@@ -830,8 +813,9 @@ def read_one(
 ) -> _Piece:
     """Read one input, preparing each batch as it comes: a batch's exchanges are in the
     buckets before the next is read. ``pinned``: the input as the run found it at its start
-    (a log that grew or was rotated since reads the same); ``scratch``: where plain copies
-    go (a compressed or wrapped log)."""
+    (a log that grew or was rotated since reads the same); ``scratch``: the input's own
+    directory for its plain copies (a compressed or wrapped log), removed once it is read, so
+    that a window of large ``.gz`` logs never holds every copy on disk at once."""
     source = item.source
     size = pinned.size if pinned is not None else pieces.file_size(source)
     report = InputReport(source.name, source.side, item.collector.name, size)
@@ -873,6 +857,8 @@ def read_one(
         rejects.append(reject(source, 0, file_reason(e, source), b""))
         report.records += 1
         report.rejected += 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return rejects, [report], prepared
 
 
